@@ -1,0 +1,24 @@
+"""Density destructors: exact, fast, non-neural density models.
+
+A destructor is an invertible map from data to a standard normal, built from
+marginal Gaussianizations and rotations fitted greedily. It transforms,
+inverts, samples and gives exact log-likelihoods.
+"""
+
+from .base import BaseDestructor
+from .composite import CompositeDestructor
+from .deep import RBIG, DeepDestructor
+from .marginal import MarginalGaussianizer
+from .rotation import ICARotation, PCARotation, RandomRotation
+
+__all__ = [
+    "RBIG",
+    "BaseDestructor",
+    "CompositeDestructor",
+    "DeepDestructor",
+    "ICARotation",
+    "MarginalGaussianizer",
+    "PCARotation",
+    "RandomRotation",
+]
+__version__ = "0.1.0"

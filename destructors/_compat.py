@@ -1,0 +1,10 @@
+"""The one place that imports private scikit-learn helpers.
+
+A scikit-learn release that moves them should only touch this file.
+"""
+
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["Interval", "StrOptions", "_fit_context", "check_is_fitted", "validate_data"]

@@ -1,0 +1,209 @@
+"""Linear layers: PCA, ICA and random orthogonal rotations.
+
+Each is an affine map ``z = (x - shift_) @ matrix_.T`` whose log|det J| is the
+constant ``log|det matrix_|``, computed once at fit time.
+"""
+
+import numbers
+
+import numpy as np
+from scipy.stats import ortho_group, special_ortho_group
+from sklearn.base import ClassNamePrefixFeaturesOutMixin
+from sklearn.decomposition import FastICA
+
+from ._compat import Interval, StrOptions
+from .base import BaseDestructor
+
+
+class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
+    """Shared forward/inverse for affine layers (fitted ``shift_``, ``matrix_``)."""
+
+    def _set_matrix(self, matrix, shift, inverse=None):
+        self.matrix_ = np.ascontiguousarray(matrix, dtype=np.float64)
+        self.shift_ = np.asarray(shift, dtype=np.float64)
+        self.inverse_matrix_ = (
+            np.linalg.inv(self.matrix_) if inverse is None else np.asarray(inverse)
+        )
+        self.log_det_ = float(np.linalg.slogdet(self.matrix_)[1])
+        self._n_features_out = self.matrix_.shape[0]
+        return self
+
+    def _forward(self, X):
+        Z = (X - self.shift_) @ self.matrix_.T
+        return Z, np.full(X.shape[0], self.log_det_)
+
+    def _inverse(self, Z):
+        X = Z @ self.inverse_matrix_.T + self.shift_
+        return X, np.full(Z.shape[0], -self.log_det_)
+
+
+class PCARotation(_LinearDestructor):
+    """Rotate centred data onto its principal axes, optionally whitening.
+
+    Parameters
+    ----------
+    whiten : bool, default=False
+        Also divide each principal component by its standard deviation; the
+        log-determinant ``-0.5 * sum(log(explained_variance_))`` is then
+        accounted for. Without whitening the map is orthogonal (log-det 0).
+
+    Attributes
+    ----------
+    matrix_ : ndarray of shape (n_features, n_features)
+        The linear map (rows are principal axes, scaled if whitening).
+    shift_ : ndarray of shape (n_features,)
+        The training mean.
+    explained_variance_ : ndarray of shape (n_features,)
+        Variance along each axis, decreasing.
+    log_det_ : float
+        log|det matrix_|.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import PCARotation
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 2)) @ [[2.0, 1.0], [0.0, 0.5]]
+    >>> Z = PCARotation(whiten=True).fit(X).transform(X)
+    >>> bool(np.allclose(np.cov(Z.T, bias=True), np.eye(2)))
+    True
+    """
+
+    _parameter_constraints: dict = {"whiten": ["boolean"]}
+
+    def __init__(self, whiten=False):
+        self.whiten = whiten
+
+    def _fit(self, X):
+        mean = X.mean(axis=0)
+        cov = np.cov(X - mean, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+        eigval, eigvec = np.linalg.eigh(cov)
+        order = np.argsort(eigval)[::-1]
+        eigval, eigvec = np.maximum(eigval[order], 0.0), eigvec[:, order]
+        # Fix the sign of each axis so the fit does not depend on LAPACK's choice.
+        eigvec *= np.where(eigvec[np.abs(eigvec).argmax(axis=0), range(X.shape[1])] < 0, -1, 1)
+        self.explained_variance_ = eigval
+        if self.whiten:
+            tiny = np.finfo(np.float64).eps * max(eigval.max(), 1e-300) * X.shape[1]
+            if eigval.min() <= tiny:
+                raise ValueError(
+                    "PCARotation(whiten=True) needs a full-rank covariance; the "
+                    "training data lie in a lower-dimensional subspace."
+                )
+            scale = 1.0 / np.sqrt(eigval)
+            return self._set_matrix(eigvec.T * scale[:, None], mean, eigvec * np.sqrt(eigval))
+        return self._set_matrix(eigvec.T, mean, eigvec)
+
+
+class ICARotation(_LinearDestructor):
+    """Unmix the data with FastICA; the unmixing matrix's log|det| is exact.
+
+    Parameters
+    ----------
+    max_iter : int, default=200
+        Maximum FastICA iterations.
+    tol : float, default=1e-4
+        FastICA convergence tolerance.
+    fun : {"logcosh", "exp", "cube"}, default="logcosh"
+        FastICA contrast function.
+    random_state : int, RandomState instance or None, default=None
+        Seed of FastICA's initial unmixing matrix.
+
+    Attributes
+    ----------
+    matrix_ : ndarray of shape (n_features, n_features)
+        The unmixing matrix (whitening included).
+    shift_ : ndarray of shape (n_features,)
+        The training mean.
+    log_det_ : float
+        log|det matrix_|.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import ICARotation
+    >>> rng = np.random.default_rng(0)
+    >>> S = rng.uniform(-1, 1, size=(2000, 2))
+    >>> X = S @ [[1.0, 0.5], [0.3, 1.0]]
+    >>> ica = ICARotation(random_state=0).fit(X)
+    >>> bool(np.allclose(ica.inverse_transform(ica.transform(X)), X))
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "fun": [StrOptions({"logcosh", "exp", "cube"})],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, max_iter=200, tol=1e-4, fun="logcosh", random_state=None):
+        self.max_iter = max_iter
+        self.tol = tol
+        self.fun = fun
+        self.random_state = random_state
+
+    def _fit(self, X):
+        ica = FastICA(
+            whiten="unit-variance",
+            fun=self.fun,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=self.random_state,
+        ).fit(X)
+        if not np.all(np.isfinite(ica.components_)):
+            raise ValueError("ICARotation failed: the data covariance is singular.")
+        return self._set_matrix(ica.components_, ica.mean_)
+
+
+class RandomRotation(_LinearDestructor):
+    """A random rotation drawn from the Haar measure, seeded.
+
+    Parameters
+    ----------
+    proper : bool, default=False
+        Draw from SO(n) (determinant +1) instead of O(n).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the draw.
+
+    Attributes
+    ----------
+    matrix_ : ndarray of shape (n_features, n_features)
+        The orthogonal matrix.
+    shift_ : ndarray of shape (n_features,)
+        Zeros: a pure rotation.
+    log_det_ : float
+        Zero (orthogonal).
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import RandomRotation
+    >>> Q = RandomRotation(random_state=0).fit(np.zeros((2, 3))).matrix_
+    >>> bool(np.allclose(Q @ Q.T, np.eye(3)))
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "proper": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, proper=False, random_state=None):
+        self.proper = proper
+        self.random_state = random_state
+
+    def _fit(self, X):
+        d = X.shape[1]
+        if d == 1:
+            Q = np.ones((1, 1))
+        else:
+            group = special_ortho_group if self.proper else ortho_group
+            Q = group.rvs(d, random_state=self.random_state)
+        return self._set_matrix(Q, np.zeros(d), Q.T)
