@@ -9,13 +9,14 @@ from .base import BaseDestructor
 from .composite import CompositeDestructor
 from .deep import RBIG, DeepDestructor
 from .marginal import MarginalGaussianizer
-from .rotation import ICARotation, PCARotation, RandomRotation
+from .rotation import GreedyRotation, ICARotation, PCARotation, RandomRotation
 
 __all__ = [
     "RBIG",
     "BaseDestructor",
     "CompositeDestructor",
     "DeepDestructor",
+    "GreedyRotation",
     "ICARotation",
     "MarginalGaussianizer",
     "PCARotation",

@@ -110,6 +110,57 @@ class CompositeDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     def __init__(self, layers):
         self.layers = layers
 
+    def get_params(self, deep=True):
+        """Get parameters; with ``deep``, also each layer's as ``layers__<i>__<name>``.
+
+        Exposing the layers' parameters lets a caller (such as
+        :class:`~destructors.DeepDestructor` seeding every ``random_state``)
+        reach them, as :class:`~sklearn.pipeline.Pipeline` does for its steps.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Include the parameters of the layers.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=False)
+        if deep and isinstance(self.layers, (list, tuple)):
+            for i, layer in enumerate(self.layers):
+                if hasattr(layer, "get_params"):
+                    for key, value in layer.get_params(deep=True).items():
+                        params[f"layers__{i}__{key}"] = value
+        return params
+
+    def set_params(self, **params):
+        """Set parameters, including a layer's as ``layers__<i>__<name>``.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter names mapped to new values.
+
+        Returns
+        -------
+        self : CompositeDestructor
+            This estimator.
+        """
+        nested = {k: params.pop(k) for k in list(params) if k.startswith("layers__")}
+        super().set_params(**params)  # a new ``layers`` first, then its layers
+        for key, value in nested.items():
+            index, _, sub_key = key[len("layers__") :].partition("__")
+            if not (index.isdigit() and sub_key and int(index) < len(self.layers)):
+                raise ValueError(
+                    f"Invalid parameter {key!r} for {type(self).__name__}: layer "
+                    "parameters are named 'layers__<i>__<name>' with i below "
+                    f"{len(self.layers)}."
+                )
+            self.layers[int(index)].set_params(**{sub_key: value})
+        return self
+
     def _fit(self, X):
         self._fit_forward(X)
         return self
