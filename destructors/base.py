@@ -150,7 +150,8 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         True
         """
         Xv = self._validate(X)
-        Z, log_det = self._forward(Xv)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            Z, log_det = self._forward(Xv)
         _check_finite_output(Z, "transform")
         _check_finite_output(log_det, "transform")
         return Z, log_det
@@ -185,7 +186,8 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
             Points in data space, with the dtype of the input.
         """
         Zv = self._validate(X)
-        Xo, _ = self._inverse(Zv)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            Xo, _ = self._inverse(Zv)
         _check_finite_output(Xo, "inverse_transform")
         return Xo.astype(self._out_dtype(X), copy=False)
 
@@ -206,7 +208,10 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
             Natural-log density at each row, float64.
         """
         Z, log_det = self.transform_log_det(X)
-        return standard_normal_log_pdf(Z) + log_det
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            log_density = standard_normal_log_pdf(Z) + log_det
+        _check_finite_output(log_density, "score_samples")
+        return log_density
 
     def score(self, X, y=None):
         """Mean log-likelihood of the samples (higher is better).
@@ -249,7 +254,9 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         Z = _standard_normal(random_state, (int(n_samples), self.n_features_in_))
-        X, _ = self._inverse(Z)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            X, _ = self._inverse(Z)
+        _check_finite_output(X, "sample")
         return X
 
     def _more_tags(self):  # scikit-learn < 1.6
