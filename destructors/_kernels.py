@@ -21,31 +21,85 @@ from numba import njit, prange
 _PARALLEL_MIN_ELEMENTS = 20_000
 
 
-def _piecewise_linear(X, xp, fp, slope, log_slope, counts, out, log_det):
+def _piecewise_linear(X, xp, fp, slope, log_slope, counts, lo, scale, buckets, out, log_det):
     n, d = X.shape
+    n_buckets = buckets.shape[1] - 1
     for i in prange(n):
         acc = 0.0
         for j in range(d):
             m = counts[j]
             x = X[i, j]
-            # Index of the segment holding x: end segments extend to +-inf.
-            if x < xp[j, 1]:
+            # A uniform grid over the knots' range narrows the search to the
+            # few segments that can hold x; end segments extend to +-inf.
+            t = (x - lo[j]) * scale[j]
+            if t <= 0.0:
                 k = 0
-            elif x >= xp[j, m - 2]:
+            elif t >= n_buckets:
                 k = m - 2
             else:
-                lo = 1
-                hi = m - 2
-                while hi - lo > 1:
-                    mid = (lo + hi) >> 1
+                b = int(t)
+                a = buckets[j, b]
+                c = buckets[j, b + 1] + 1
+                while c - a > 1:
+                    mid = (a + c) >> 1
                     if xp[j, mid] <= x:
-                        lo = mid
+                        a = mid
                     else:
-                        hi = mid
-                k = lo
+                        c = mid
+                k = min(a, m - 2)
+            # Rounding in t can land one bucket off: step to the true segment.
+            while k > 0 and x < xp[j, k]:
+                k -= 1
+            while k < m - 2 and x >= xp[j, k + 1]:
+                k += 1
             out[i, j] = fp[j, k] + slope[j, k] * (x - xp[j, k])
             acc += log_slope[j, k]
         log_det[i] = acc
+
+
+def bucket_table(xp, counts, buckets_per_knot=4):
+    """Search accelerator for :func:`piecewise_linear`.
+
+    Splits each feature's knot range into a uniform grid and records, at
+    every grid edge, the segment that holds it, so a lookup is one division
+    and a binary search over the few segments between two edges.
+
+    Parameters
+    ----------
+    xp : ndarray of shape (n_features, max_knots)
+        Knots (NaN-padded past ``counts``).
+    counts : ndarray of shape (n_features,)
+        Valid knots per feature.
+    buckets_per_knot : int, default=4
+        Grid resolution relative to ``max_knots``.
+
+    Returns
+    -------
+    lo, scale : ndarray of shape (n_features,)
+        Grid origin and ``n_buckets / range`` per feature.
+    buckets : ndarray of shape (n_features, n_buckets + 1)
+        Segment index at each grid edge.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._kernels import bucket_table
+    >>> lo, scale, buckets = bucket_table(np.array([[0.0, 1.0, 3.0]]), np.array([3]), 1)
+    >>> buckets.tolist()
+    [[0, 1, 1, 1]]
+    """
+    n_buckets = buckets_per_knot * xp.shape[1]
+    lo = np.empty(xp.shape[0])
+    scale = np.empty(xp.shape[0])
+    buckets = np.empty((xp.shape[0], n_buckets + 1), dtype=np.int64)
+    for j, m in enumerate(counts):
+        knots = xp[j, :m]
+        lo[j] = knots[0]
+        scale[j] = n_buckets / (knots[-1] - knots[0])
+        edges = knots[0] + np.arange(n_buckets + 1) / scale[j]
+        segment = np.searchsorted(knots, edges, side="right") - 1
+        buckets[j] = np.clip(segment, 0, m - 2)
+    return lo, scale, buckets
 
 
 # One Python source, two compilations: the serial one serves small arrays and
@@ -56,7 +110,7 @@ _piecewise_linear_parallel = njit(parallel=True, cache=True)(_piecewise_linear)
 _piecewise_linear_serial = njit(parallel=False, cache=True)(_piecewise_linear)
 
 
-def piecewise_linear(X, xp, fp, slope, log_slope, counts):
+def piecewise_linear(X, xp, fp, slope, log_slope, counts, table=None):
     """Apply per-feature monotone piecewise-linear maps with their log-slopes.
 
     Parameters
@@ -70,6 +124,9 @@ def piecewise_linear(X, xp, fp, slope, log_slope, counts):
         ``(fp[k+1] - fp[k]) / (xp[k+1] - xp[k])`` and its log.
     counts : ndarray of shape (n_features,)
         Number of valid knots per feature (at least 2).
+    table : tuple or None, default=None
+        ``bucket_table(xp, counts)``, computed here when not given; fitted
+        layers store it so that each call skips that work.
 
     Returns
     -------
@@ -96,7 +153,8 @@ def piecewise_linear(X, xp, fp, slope, log_slope, counts):
         kernel = _piecewise_linear_parallel
     else:
         kernel = _piecewise_linear_serial
-    kernel(X, xp, fp, slope, log_slope, counts, out, log_det)
+    lo, scale, buckets = bucket_table(xp, counts) if table is None else table
+    kernel(X, xp, fp, slope, log_slope, counts, lo, scale, buckets, out, log_det)
     return out, log_det
 
 

@@ -10,7 +10,7 @@ from sklearn.base import OneToOneFeatureMixin
 from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions
-from ._kernels import piecewise_linear
+from ._kernels import bucket_table, piecewise_linear
 from .base import BaseDestructor
 
 # Gauss-Hermite rule (probabilists' weights, normalised) for smoothing the
@@ -201,6 +201,8 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
             _pack_knots(knots)
         )
         self._inv_slope = 1.0 / self._slope
+        self._forward_table = bucket_table(self.knots_x_, self.n_knots_)
+        self._inverse_table = bucket_table(self.knots_z_, self.n_knots_)
         return self
 
     def _warn_degenerate(self, X_sorted, knots):
@@ -225,10 +227,12 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
 
     def _forward(self, X):
         return piecewise_linear(
-            X, self.knots_x_, self.knots_z_, self._slope, self._log_slope, self.n_knots_
+            X, self.knots_x_, self.knots_z_, self._slope, self._log_slope, self.n_knots_,
+            self._forward_table,
         )
 
     def _inverse(self, Z):
         return piecewise_linear(
-            Z, self.knots_z_, self.knots_x_, self._inv_slope, -self._log_slope, self.n_knots_
+            Z, self.knots_z_, self.knots_x_, self._inv_slope, -self._log_slope, self.n_knots_,
+            self._inverse_table,
         )
