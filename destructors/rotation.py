@@ -80,7 +80,13 @@ class PCARotation(_LinearDestructor):
 
     def _fit(self, X):
         mean = X.mean(axis=0)
-        cov = np.cov(X - mean, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+        with np.errstate(over="ignore", invalid="ignore"):
+            cov = np.cov(X - mean, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+        if not np.all(np.isfinite(cov)):
+            raise ValueError(
+                "PCARotation: the covariance of the training data overflows float64; "
+                "rescale the data."
+            )
         eigval, eigvec = np.linalg.eigh(cov)
         order = np.argsort(eigval)[::-1]
         eigval, eigvec = np.maximum(eigval[order], 0.0), eigvec[:, order]
