@@ -1,0 +1,364 @@
+"""Tests of the ``destructors`` command line (``destructors.cli``)."""
+
+import csv
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import joblib
+import numpy as np
+import pytest
+
+from destructors import RBIG
+from destructors.cli import main
+
+FIT_OPTIONS = ["--max-layers", "4", "--seed", "0", "-q"]
+
+
+def _data(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return np.column_stack([x, x**2 + 0.3 * rng.normal(size=n)])
+
+
+def _write_csv(path, X, header=("x", "y"), extra=True):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow([*header, "label"] if extra else header)
+        for i, row in enumerate(X.tolist()):
+            writer.writerow([*row, f"c{i % 3}"] if extra else row)
+    return str(path)
+
+
+def _read_csv(path_or_text, from_text=False):
+    text = path_or_text if from_text else open(path_or_text).read()
+    rows = list(csv.reader(text.splitlines()))
+    return rows[0], np.array(rows[1:], dtype=float)
+
+
+def _run(argv, capsys):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A CSV with a header and a label column, the same data as .npy, a model."""
+    folder = tmp_path_factory.mktemp("cli")
+    X = _data()
+    data_csv = _write_csv(folder / "data.csv", X)
+    data_npy = str(folder / "data.npy")
+    np.save(data_npy, X)
+    model = str(folder / "model.joblib")
+    assert main(["fit", data_csv, "--columns", "x,y", *FIT_OPTIONS, "-o", model]) == 0
+    return {"X": X, "csv": data_csv, "npy": data_npy, "model": model, "dir": folder}
+
+
+def _model(files):
+    return joblib.load(files["model"])["model"]
+
+
+# -- entry points ---------------------------------------------------------------
+
+
+def test_console_script_entry_point():
+    scripts = entry_points(group="console_scripts")
+    (script,) = [ep for ep in scripts if ep.name == "destructors"]
+    assert script.value == "destructors.cli:main"
+
+
+def test_python_dash_m_help_shows_examples():
+    result = subprocess.run(
+        [sys.executable, "-m", "destructors", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    for command in ("demo", "fit", "score", "transform", "inverse-transform", "sample"):
+        assert command in result.stdout
+    assert "examples:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", ["demo", "fit", "score", "transform", "inverse-transform", "sample"]
+)
+def test_every_command_has_help_with_an_example(command, capsys):
+    status, out, _ = _run([command, "--help"], capsys)
+    assert status == 0
+    assert "example" in out
+
+
+def test_usage_error_returns_2(capsys):
+    status, _, err = _run(["sample"], capsys)
+    assert status == 2
+    assert "required" in err
+
+
+# -- demo -------------------------------------------------------------------------
+
+
+def test_demo_reports_and_draws(tmp_path, capsys):
+    png = tmp_path / "pictures" / "demo.png"
+    status, out, err = _run(["demo", "-o", png], capsys)
+    assert status == 0, err
+    assert "held-out log-likelihood" in out
+    assert "layers:" in out
+    assert "fit time:" in out
+    assert f"picture: {png}" in out
+    assert png.stat().st_size > 20_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_without_matplotlib_prints_a_note(tmp_path, capsys, monkeypatch):
+    # A None entry in sys.modules makes ``import matplotlib`` raise ImportError.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    png = tmp_path / "demo.png"
+    status, out, _ = _run(["demo", "-o", png], capsys)
+    assert status == 0
+    assert "held-out log-likelihood" in out
+    assert "matplotlib is not installed" in out
+    assert not png.exists()
+
+
+# -- fit --------------------------------------------------------------------------
+
+
+def test_fit_writes_a_loadable_model_and_a_summary(files, tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    status, out, _ = _run(
+        ["fit", files["csv"], "--columns", "x,y", "--max-layers", "3", "-o", path],
+        capsys,
+    )
+    assert status == 0
+    payload = joblib.load(path)
+    model = payload["model"]
+    assert isinstance(model, RBIG)
+    assert payload["columns"] == ["x", "y"]
+    assert model.n_features_in_ == 2
+    assert model.n_layers_ <= 3
+    assert model.verbose == 0
+    assert "layers:" in out and "fit time:" in out and str(path) in out
+
+
+def test_fit_passes_model_options(files, tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    argv = [
+        "fit", files["npy"], "-o", path, "-q", "--rotation", "pca", "--n-knots", "15",
+        "--max-layers", "2", "--no-early-stopping", "--tol", "none", "--seed", "3",
+        "--param", "n_iter_no_change=7", "--subsample", "400",
+    ]  # fmt: skip
+    status, out, err = _run(argv, capsys)
+    assert status == 0, err
+    assert out == "" and err == ""
+    params = joblib.load(path)["model"].get_params()
+    assert params["rotation"] == "pca"
+    assert params["n_knots"] == 15
+    assert params["max_layers"] == 2
+    assert params["early_stopping"] is False
+    assert params["tol"] is None
+    assert params["random_state"] == 3
+    assert params["n_iter_no_change"] == 7
+    assert params["subsample"] == 400
+
+
+def test_fit_is_reproducible_with_seed(files, tmp_path, capsys):
+    paths = [tmp_path / "a.joblib", tmp_path / "b.joblib"]
+    for path in paths:
+        assert _run(["fit", files["npy"], *FIT_OPTIONS, "-o", path], capsys)[0] == 0
+    a, b = (joblib.load(p)["model"] for p in paths)
+    np.testing.assert_array_equal(a.score_samples(files["X"]), b.score_samples(files["X"]))
+
+
+def test_fit_progress_goes_to_stderr(files, tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    argv = ["fit", files["npy"], "--max-layers", "3", "--progress", "-o", path]
+    status, out, err = _run(argv, capsys)
+    assert status == 0
+    assert "layer 1" in err and "layer" not in out.replace("layers:", "")
+    # stderr is not a terminal here: without --progress the fit is silent.
+    status, out, err = _run(["fit", files["npy"], "--max-layers", "3", "-o", path], capsys)
+    assert status == 0 and err == ""
+
+
+def test_fit_reads_csv_without_header_and_from_stdin(files, tmp_path, capsys, monkeypatch):
+    X = files["X"][:200]
+    plain = _write_csv(tmp_path / "plain.csv", X, header=None, extra=False)
+    path = tmp_path / "m.joblib"
+    assert _run(["fit", plain, *FIT_OPTIONS, "-o", path], capsys)[0] == 0
+    assert joblib.load(path)["columns"] is None
+    monkeypatch.setattr(sys, "stdin", open(plain))
+    assert _run(["fit", "-", *FIT_OPTIONS, "-o", tmp_path / "s.joblib"], capsys)[0] == 0
+    a, b = (joblib.load(p)["model"] for p in (path, tmp_path / "s.joblib"))
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+
+
+def test_fit_reads_semicolon_and_tab_separated_files(tmp_path, capsys):
+    X = _data(100)
+    for delimiter in (";", "\t"):
+        path = tmp_path / "data.txt"
+        lines = [delimiter.join(["a", "b"])] + [delimiter.join(map(repr, r)) for r in X.tolist()]
+        path.write_text("\n".join(lines) + "\n")
+        out = tmp_path / "m.joblib"
+        assert _run(["fit", path, *FIT_OPTIONS, "-o", out], capsys)[0] == 0
+        assert joblib.load(out)["columns"] == ["a", "b"]
+
+
+# -- score, transform, inverse-transform, sample ------------------------------------
+
+
+def test_score_matches_score_samples(files, capsys):
+    status, out, _ = _run(["score", files["model"], files["csv"]], capsys)
+    assert status == 0
+    header, values = _read_csv(out, from_text=True)
+    assert header == ["log_likelihood"]
+    expected = _model(files).score_samples(files["X"])
+    np.testing.assert_array_equal(values[:, 0], expected)  # exact text round trip
+
+
+def test_score_to_npy_and_csv_files(files, tmp_path, capsys):
+    expected = _model(files).score_samples(files["X"])
+    npy = tmp_path / "scores.npy"
+    status, out, _ = _run(["score", files["model"], files["npy"], "-o", npy], capsys)
+    assert status == 0 and str(npy) in out
+    np.testing.assert_array_equal(np.load(npy), expected)
+    plain = tmp_path / "scores.csv"
+    argv = ["score", files["model"], files["npy"], "-o", plain, "--no-header", "-q"]
+    assert _run(argv, capsys) == (0, "", "")
+    np.testing.assert_array_equal(np.loadtxt(plain), expected)
+
+
+def test_score_picks_named_columns_in_any_order(files, tmp_path, capsys):
+    X = files["X"][:50]
+    shuffled = tmp_path / "shuffled.csv"
+    with open(shuffled, "w") as f:
+        f.write("label,y,extra,x\n")
+        for x, y in X.tolist():
+            f.write(f"a,{y!r},1,{x!r}\n")
+    status, out, _ = _run(["score", files["model"], shuffled], capsys)
+    assert status == 0
+    np.testing.assert_array_equal(
+        _read_csv(out, from_text=True)[1][:, 0], _model(files).score_samples(X)
+    )
+
+
+def test_transform_and_inverse_transform_round_trip(files, tmp_path, capsys):
+    model = _model(files)
+    latent = tmp_path / "latent.csv"
+    argv = ["transform", files["model"], files["csv"], "--log-det", "-o", latent]
+    assert _run(argv, capsys)[0] == 0
+    header, values = _read_csv(latent)
+    assert header == ["z0", "z1", "log_det"]
+    Z, log_det = model.transform_log_det(files["X"])
+    np.testing.assert_array_equal(values[:, :2], Z)
+    np.testing.assert_array_equal(values[:, 2], log_det)
+
+    back = tmp_path / "back.npy"
+    argv = ["inverse-transform", files["model"], latent, "--columns", "z0,z1", "-o", back]
+    assert _run(argv, capsys)[0] == 0
+    np.testing.assert_allclose(np.load(back), files["X"], atol=1e-8)
+
+
+def test_sample_count_names_and_seed(files, tmp_path, capsys):
+    paths = [tmp_path / f"s{i}.csv" for i in range(3)]
+    for path, seed in zip(paths, (5, 5, 6), strict=True):
+        argv = ["sample", files["model"], "-n", "123", "--seed", seed, "-o", path]
+        assert _run(argv, capsys)[0] == 0
+    (h0, a), (_, b), (_, c) = (_read_csv(p) for p in paths)
+    assert h0 == ["x", "y"]
+    assert a.shape == (123, 2)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+    np.testing.assert_array_equal(a, _model(files).sample(123, random_state=5))
+
+
+# -- user errors: one line on stderr, status 1, nothing written ----------------------
+
+
+def _error_cases(files, tmp):
+    X = files["X"][:20]
+    text = tmp / "text.csv"
+    text.write_text("x,y\n1,2\n3,abc\n")
+    nan = tmp / "nan.csv"
+    nan.write_text("x,y\n1,2\nnan,4\n")
+    empty_cell = tmp / "empty_cell.csv"
+    empty_cell.write_text("x,y\n1,2\n3,\n")
+    ragged = tmp / "ragged.csv"
+    ragged.write_text("x,y\n1,2\n3,4,5\n")
+    empty = tmp / "empty.csv"
+    empty.write_text("\n")
+    inf_npy = tmp / "inf.npy"
+    np.save(inf_npy, np.array([[1.0, np.inf]]))
+    three = tmp / "three.npy"
+    np.save(three, np.column_stack([X, X[:, 0]]))
+    garbage = tmp / "garbage.joblib"
+    garbage.write_bytes(b"not a model")
+    not_model = tmp / "not_model.joblib"
+    joblib.dump({"a": 1}, not_model)
+    binary = tmp / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81")
+    m, out, model_out = files["model"], str(tmp / "out.csv"), tmp / "m.joblib"
+    return {
+        "missing input": (["score", m, tmp / "missing.csv", "-o", out], "no such file"),
+        "missing model": (["score", tmp / "nope.joblib", files["csv"], "-o", out], "no such file"),
+        "non-numeric": (["score", m, text, "-o", out], "line 3, column 'y' has 'abc'"),
+        "nan": (["score", m, nan, "-o", out], "line 3, column 'x' has 'nan'"),
+        "empty cell": (["transform", m, empty_cell, "-o", out], "column 'y' is empty"),
+        "ragged": (["score", m, ragged, "-o", out], "line 3: 3 fields"),
+        "empty file": (["score", m, empty, "-o", out], "no data rows"),
+        "inf in npy": (["score", m, inf_npy, "-o", out], "row 0, column 1 is inf"),
+        "wrong width": (["score", m, three, "-o", out], "3 columns, but the model expects 2"),
+        "unknown column": (["score", m, files["csv"], "--columns", "q"], "no column named 'q'"),
+        "unreadable model": (["score", garbage, files["csv"], "-o", out], "not a model file"),
+        "not a model": (["sample", not_model, "-n", "3", "-o", out], "not a density model"),
+        "binary csv": (["score", m, binary, "-o", out], "not a text CSV file"),
+        "output dir": (["sample", m, "-n", "3", "-o", tmp / "no" / "out.csv"], "does not exist"),
+        "bad param": (["fit", files["npy"], "--param", "bogus=1", "-o", model_out], "bogus"),
+        "bad value": (["fit", files["npy"], "--n-knots", "1", "-o", model_out], "n_knots"),
+        "fit nan": (["fit", nan, "-o", model_out], "line 3, column 'x'"),
+    }  # fmt: skip
+
+
+ERROR_CASES = [
+    "missing input", "missing model", "non-numeric", "nan", "empty cell", "ragged",
+    "empty file", "inf in npy", "wrong width", "unknown column", "unreadable model",
+    "not a model", "binary csv", "output dir", "bad param", "bad value", "fit nan",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_user_errors_print_one_line_and_write_nothing(case, files, tmp_path, capsys):
+    argv, message = _error_cases(files, tmp_path)[case]
+    before = set(os.listdir(tmp_path))
+    status, out, err = _run(argv, capsys)
+    assert status == 1
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("destructors: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert set(os.listdir(tmp_path)) == before  # no output, no temporary file
+
+
+def test_failed_run_keeps_an_existing_output_file(files, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    out.write_text("previous\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,oops\n")
+    assert _run(["score", files["model"], bad, "-o", out], capsys)[0] == 1
+    assert out.read_text() == "previous\n"
+
+
+def test_error_in_a_real_process_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "destructors", "fit", str(tmp_path / "x.csv"), "-o",
+         str(tmp_path / "m.joblib")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == f"destructors: error: {tmp_path / 'x.csv'}: no such file.\n"
+    assert not (tmp_path / "m.joblib").exists()
