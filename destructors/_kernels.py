@@ -21,37 +21,45 @@ from numba import njit, prange
 _PARALLEL_MIN_ELEMENTS = 20_000
 
 
+@njit(inline="always", cache=True)
+def _segment(xp, j, m, x, lo, scale, buckets):
+    """Index of the segment of feature ``j`` that holds ``x``.
+
+    A uniform grid over the knots' range narrows the binary search to the
+    few segments between two grid edges; end segments extend to +-inf.
+    """
+    n_buckets = buckets.shape[1] - 1
+    t = (x - lo) * scale
+    if t <= 0.0:
+        k = 0
+    elif t >= n_buckets:
+        k = m - 2
+    else:
+        b = int(t)
+        a = buckets[j, b]
+        c = buckets[j, b + 1] + 1
+        while c - a > 1:
+            mid = (a + c) >> 1
+            if xp[j, mid] <= x:
+                a = mid
+            else:
+                c = mid
+        k = min(a, m - 2)
+    # Rounding in t can land one bucket off: step to the true segment.
+    while k > 0 and x < xp[j, k]:
+        k -= 1
+    while k < m - 2 and x >= xp[j, k + 1]:
+        k += 1
+    return k
+
+
 def _piecewise_linear(X, xp, fp, slope, log_slope, counts, lo, scale, buckets, out, log_det):
     n, d = X.shape
-    n_buckets = buckets.shape[1] - 1
     for i in prange(n):
         acc = 0.0
         for j in range(d):
-            m = counts[j]
             x = X[i, j]
-            # A uniform grid over the knots' range narrows the search to the
-            # few segments that can hold x; end segments extend to +-inf.
-            t = (x - lo[j]) * scale[j]
-            if t <= 0.0:
-                k = 0
-            elif t >= n_buckets:
-                k = m - 2
-            else:
-                b = int(t)
-                a = buckets[j, b]
-                c = buckets[j, b + 1] + 1
-                while c - a > 1:
-                    mid = (a + c) >> 1
-                    if xp[j, mid] <= x:
-                        a = mid
-                    else:
-                        c = mid
-                k = min(a, m - 2)
-            # Rounding in t can land one bucket off: step to the true segment.
-            while k > 0 and x < xp[j, k]:
-                k -= 1
-            while k < m - 2 and x >= xp[j, k + 1]:
-                k += 1
+            k = _segment(xp, j, counts[j], x, lo[j], scale[j], buckets)
             out[i, j] = fp[j, k] + slope[j, k] * (x - xp[j, k])
             acc += log_slope[j, k]
         log_det[i] = acc
@@ -91,7 +99,7 @@ def bucket_table(xp, counts, buckets_per_knot=4):
     n_buckets = buckets_per_knot * xp.shape[1]
     lo = np.empty(xp.shape[0])
     scale = np.empty(xp.shape[0])
-    buckets = np.empty((xp.shape[0], n_buckets + 1), dtype=np.int64)
+    buckets = np.empty((xp.shape[0], n_buckets + 1), dtype=np.int32)
     for j, m in enumerate(counts):
         knots = xp[j, :m]
         lo[j] = knots[0]

@@ -9,6 +9,7 @@ from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
+from ._fused import FusedBlocks
 from .base import BaseDestructor, spawn_seeds, standard_normal_log_pdf
 from .composite import CompositeDestructor, forward_through, inverse_through
 from .marginal import MarginalGaussianizer
@@ -165,6 +166,7 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
             layers = layers[:n_keep]
         self.layers_ = layers
         self.n_layers_ = len(layers)
+        self._fused = FusedBlocks.from_layers(layers)
         self._n_features_out = X.shape[1]
         self.fit_time_ = time.perf_counter() - start
         return self
@@ -223,10 +225,16 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
             layers.append(layer)
         return layers
 
+    # The fused kernel computes what the layers compute, with rows kept in
+    # cache through all of them; the layer-by-layer path serves other layers.
     def _forward(self, X):
+        if getattr(self, "_fused", None) is not None:
+            return self._fused.forward(X)
         return forward_through(self.layers_, X)
 
     def _inverse(self, Z):
+        if getattr(self, "_fused", None) is not None:
+            return self._fused.inverse(Z)
         return inverse_through(self.layers_, Z)
 
 
