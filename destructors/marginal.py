@@ -19,11 +19,49 @@ _GH_NODES, _GH_WEIGHTS = hermegauss(24)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 
-def _silverman_scale(x_sorted):
+def _silverman_spread(std, q1, q3):
     """Robust spread for Silverman's rule: min(std, IQR / 1.349), or std."""
-    std = x_sorted.std()
-    q1, q3 = np.quantile(x_sorted, [0.25, 0.75])
     return min(std, (q3 - q1) / 1.349) if q3 > q1 else std
+
+
+def _silverman_scale(x_sorted):
+    """Silverman's spread of a sorted sample."""
+    q1, q3 = np.quantile(x_sorted, [0.25, 0.75])
+    return _silverman_spread(x_sorted.std(), q1, q3)
+
+
+def _knots_from_cdf(x, cdf, sf, n, n_knots, bandwidth):
+    """Knots of the map ``Phi^{-1}(F)`` from an empirical CDF on a grid.
+
+    ``F`` is piecewise linear through ``(x, cdf)`` (``x`` non-decreasing,
+    ``cdf`` non-decreasing inside ``(0, 1)``), and ``sf`` holds ``1 - cdf``
+    computed without cancellation. The sorted-sample path passes the sample
+    and its plotting positions; the histogram path passes bin edges and
+    cumulative counts. ``n`` sets the quantile levels (``0.5 / n`` to
+    ``1 - 0.5 / n``) and ``bandwidth`` the Gaussian kernel (0: none).
+    """
+    m = max(2, min(int(n_knots), n))
+    levels = np.linspace(0.5 / n, 1.0 - 0.5 / n, m)
+    xk = np.interp(levels, cdf, x)
+    starts = np.flatnonzero(np.r_[True, np.diff(xk) > 0])
+    if starts.size < 2:
+        c = x[0]
+        return np.array([c - 1.0, c + 1.0]), np.array([-1.0, 1.0])
+    if bandwidth > 0:
+        xk = xk[starts]
+        shifted = xk[:, None] - bandwidth * _GH_NODES
+        cdf_k = np.interp(shifted, x, cdf, left=0.0, right=1.0) @ _GH_WEIGHTS
+        sf_k = np.interp(shifted, x, sf, left=1.0, right=0.0) @ _GH_WEIGHTS
+        tiny = np.finfo(np.float64).tiny
+        zk = np.where(
+            cdf_k < 0.5, ndtri(np.maximum(cdf_k, tiny)), -ndtri(np.maximum(sf_k, tiny))
+        )
+        keep = np.r_[True, np.diff(zk) > 0]
+        if np.count_nonzero(keep) >= 2:
+            return xk[keep], zk[keep]
+        return _knots_from_cdf(x, cdf, sf, n, n_knots, 0.0)
+    zk = np.add.reduceat(ndtri(levels), starts) / np.diff(np.r_[starts, m])
+    return xk[starts], zk
 
 
 def gaussian_knots(x_sorted, n_knots, smoothing=0.0):
@@ -58,6 +96,11 @@ def gaussian_knots(x_sorted, n_knots, smoothing=0.0):
         Strictly increasing knots, ``m >= 2``; for a constant sample ``c``,
         ``xk = [c - 1, c + 1]`` and ``zk = [-1, 1]``.
 
+    See Also
+    --------
+    histogram_knots : The same knots from a histogram, for data too large
+        to sort.
+
     Examples
     --------
     >>> import numpy as np
@@ -70,28 +113,90 @@ def gaussian_knots(x_sorted, n_knots, smoothing=0.0):
     0.0
     """
     n = x_sorted.shape[0]
-    m = max(2, min(int(n_knots), n))
-    levels = np.linspace(0.5 / n, 1.0 - 0.5 / n, m)
     positions = (np.arange(n) + 0.5) / n
-    xk = np.interp(levels, positions, x_sorted)
-    starts = np.flatnonzero(np.r_[True, np.diff(xk) > 0])
-    if starts.size < 2:
-        c = x_sorted[0]
-        return np.array([c - 1.0, c + 1.0]), np.array([-1.0, 1.0])
-    h = smoothing * 0.9 * _silverman_scale(x_sorted) * n**-0.2
-    if h > 0:
-        xk = xk[starts]
-        shifted = xk[:, None] - h * _GH_NODES
-        cdf = np.interp(shifted, x_sorted, positions, left=0.0, right=1.0) @ _GH_WEIGHTS
-        sf = np.interp(shifted, x_sorted, 1.0 - positions, left=1.0, right=0.0) @ _GH_WEIGHTS
-        tiny = np.finfo(np.float64).tiny
-        zk = np.where(cdf < 0.5, ndtri(np.maximum(cdf, tiny)), -ndtri(np.maximum(sf, tiny)))
-        keep = np.r_[True, np.diff(zk) > 0]
-        if np.count_nonzero(keep) >= 2:
-            return xk[keep], zk[keep]
-        return gaussian_knots(x_sorted, n_knots, 0.0)
-    zk = np.add.reduceat(ndtri(levels), starts) / np.diff(np.r_[starts, m])
-    return xk[starts], zk
+    bandwidth = smoothing * 0.9 * _silverman_scale(x_sorted) * n**-0.2 if smoothing > 0 else 0.0
+    return _knots_from_cdf(x_sorted, positions, 1.0 - positions, n, n_knots, bandwidth)
+
+
+def histogram_knots(
+    edges, counts, n_knots, smoothing=0.0, *, x_min=None, x_max=None, std=None, n_effective=None
+):
+    """Knots of :func:`gaussian_knots` from a histogram of one feature.
+
+    For data too large to sort (such as a Dask array): the empirical CDF is
+    linear between the centres of occupied bins, each at the mean level of its
+    samples (a lone sample at its plotting position ``(i + 0.5) / n``, as in
+    :func:`gaussian_knots`), and runs from ``0.5 / n`` at the sample minimum
+    to ``1 - 0.5 / n`` at the maximum. With fine bins (thousands per
+    feature) the knots agree with those of the sorted sample to within a
+    fraction of a bin.
+
+    Parameters
+    ----------
+    edges : ndarray of shape (n_bins + 1,)
+        Increasing bin edges (not necessarily equally spaced).
+    counts : ndarray of shape (n_bins,)
+        Number of samples in each bin ``[edges[k], edges[k + 1])``.
+    n_knots : int
+        Number of quantile levels.
+    smoothing : float, default=0.0
+        Kernel bandwidth as a multiple of Silverman's rule of thumb.
+    x_min, x_max : float or None, default=None
+        Exact sample minimum and maximum (they lie in the first and last
+        occupied bins); ``None`` uses the edges of those bins.
+    std : float or None, default=None
+        Sample standard deviation for Silverman's rule; ``None`` estimates
+        it from the histogram.
+    n_effective : int or None, default=None
+        Sample size that sets the quantile levels and the bandwidth, as
+        ``n`` does in :func:`gaussian_knots` (e.g. a subsample size); ``None``
+        uses the total count.
+
+    Returns
+    -------
+    xk, zk : ndarray of shape (m,)
+        Strictly increasing knots, ``m >= 2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.marginal import gaussian_knots, histogram_knots
+    >>> x = np.random.default_rng(0).normal(size=100_000)
+    >>> counts, edges = np.histogram(x, bins=2**14)
+    >>> xk, zk = histogram_knots(edges, counts, 101, 0.3, x_min=x.min(), x_max=x.max())
+    >>> xs, zs = gaussian_knots(np.sort(x), 101, 0.3)
+    >>> bool(np.max(np.abs(zk - zs)) < 1e-3)
+    True
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum()
+    occupied = np.flatnonzero(counts)
+    if occupied.size == 0:
+        raise ValueError("histogram_knots needs a histogram with at least one sample.")
+    lo = edges[occupied[0]] if x_min is None else float(x_min)
+    hi = edges[occupied[-1] + 1] if x_max is None else float(x_max)
+    # Each occupied bin is a grid point at its centre with the mean CDF level
+    # of its samples, as the sorted path puts sample i at level (i + 0.5) / n;
+    # the exact extremes close the grid at levels 0.5 / n and 1 - 0.5 / n.
+    c = counts[occupied]
+    level = np.cumsum(c) - 0.5 * c
+    centre = np.clip(0.5 * (edges[occupied] + edges[occupied + 1]), lo, hi)
+    inside = (level > 0.5) & (level < total - 0.5)
+    x = np.r_[lo, centre[inside], hi]
+    cdf = np.r_[0.5, level[inside], total - 0.5] / total
+    sf = np.r_[total - 0.5, total - level[inside], 0.5] / total
+    n = int(round(total)) if n_effective is None else int(min(n_effective, total))
+    if smoothing > 0:
+        if std is None:
+            mid = 0.5 * (edges[:-1] + edges[1:])
+            mean = counts @ mid / total
+            std = np.sqrt(max(counts @ (mid - mean) ** 2 / total, 0.0))
+        q1, q3 = np.interp([0.25, 0.75], cdf, x)
+        bandwidth = smoothing * 0.9 * _silverman_spread(std, q1, q3) * n**-0.2
+    else:
+        bandwidth = 0.0
+    return _knots_from_cdf(x, cdf, sf, n, n_knots, bandwidth)
 
 
 def _pack_knots(knots):
@@ -181,22 +286,53 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         self.subsample = subsample
         self.random_state = random_state
 
+    def _resolution(self, n):
+        """Number of quantile levels for a fit on ``n`` rows."""
+        if self.n_knots == "auto":
+            return int(np.clip(np.sqrt(n), 10, 1000))
+        return self.n_knots
+
     def _fit(self, X):
         n = X.shape[0]
         if n > self.subsample:
             rng = check_random_state(self.random_state)
             X = X[rng.choice(n, self.subsample, replace=False)]
             n = self.subsample
-        if self.n_knots == "auto":
-            n_knots = int(np.clip(np.sqrt(n), 10, 1000))
-        else:
-            n_knots = self.n_knots
+        n_knots = self._resolution(n)
         X_sorted = np.sort(X, axis=0)
         knots = [
             gaussian_knots(X_sorted[:, j], n_knots, self.smoothing)
             for j in range(X.shape[1])
         ]
-        self._warn_degenerate(X_sorted, knots)
+        n_unique = 1 + np.count_nonzero(np.diff(X_sorted, axis=0) > 0, axis=0)
+        self._warn_degenerate(n_unique, n)
+        return self._set_knots(knots)
+
+    def _fit_histograms(self, histograms):
+        """Fit from per-feature histograms instead of a sample.
+
+        ``histograms`` holds, for each feature, ``(edges, counts, x_min,
+        x_max, std)`` of all rows (see :func:`histogram_knots`). The total
+        count ``n`` is used in full for the CDF, while ``min(n, subsample)``
+        sets the resolution (``n_knots="auto"``) and the bandwidth, so the
+        model has the complexity of an in-memory fit on the same rows.
+        """
+        n = int(round(np.sum(histograms[0][1])))
+        n_eff = min(n, self.subsample)
+        n_knots = self._resolution(n_eff)
+        knots = [
+            histogram_knots(
+                edges, counts, n_knots, self.smoothing,
+                x_min=x_min, x_max=x_max, std=std, n_effective=n_eff,
+            )
+            for edges, counts, x_min, x_max, std in histograms
+        ]
+        # A histogram counts no distinct values: only constants are flagged.
+        n_unique = np.array([1 if h[2] == h[3] else n for h in histograms])
+        self._warn_degenerate(n_unique, n)
+        return self._set_knots(knots)
+
+    def _set_knots(self, knots):
         (self.knots_x_, self.knots_z_, self._slope, self._log_slope, self.n_knots_) = (
             _pack_knots(knots)
         )
@@ -205,8 +341,7 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         self._inverse_table = bucket_table(self.knots_z_, self.n_knots_)
         return self
 
-    def _warn_degenerate(self, X_sorted, knots):
-        n_unique = 1 + np.count_nonzero(np.diff(X_sorted, axis=0) > 0, axis=0)
+    def _warn_degenerate(self, n_unique, n):
         constant = np.flatnonzero(n_unique == 1)
         if constant.size:
             warnings.warn(
@@ -215,7 +350,7 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
                 UserWarning,
                 stacklevel=4,
             )
-        discrete = np.flatnonzero((n_unique > 1) & (n_unique <= 0.1 * X_sorted.shape[0]))
+        discrete = np.flatnonzero((n_unique > 1) & (n_unique <= 0.1 * n))
         if discrete.size:
             warnings.warn(
                 f"Features {discrete.tolist()} take few distinct values "

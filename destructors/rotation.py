@@ -82,6 +82,10 @@ class PCARotation(_LinearDestructor):
         mean = X.mean(axis=0)
         with np.errstate(over="ignore", invalid="ignore"):
             cov = np.cov(X - mean, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+        return self._fit_moments(mean, cov)
+
+    def _fit_moments(self, mean, cov):
+        """Fit from the mean and the (biased) covariance of the data."""
         if not np.all(np.isfinite(cov)):
             raise ValueError(
                 "PCARotation: the covariance of the training data overflows float64; "
@@ -91,10 +95,11 @@ class PCARotation(_LinearDestructor):
         order = np.argsort(eigval)[::-1]
         eigval, eigvec = np.maximum(eigval[order], 0.0), eigvec[:, order]
         # Fix the sign of each axis so the fit does not depend on LAPACK's choice.
-        eigvec *= np.where(eigvec[np.abs(eigvec).argmax(axis=0), range(X.shape[1])] < 0, -1, 1)
+        d = cov.shape[0]
+        eigvec *= np.where(eigvec[np.abs(eigvec).argmax(axis=0), range(d)] < 0, -1, 1)
         self.explained_variance_ = eigval
         if self.whiten:
-            tiny = np.finfo(np.float64).eps * max(eigval.max(), 1e-300) * X.shape[1]
+            tiny = np.finfo(np.float64).eps * max(eigval.max(), 1e-300) * d
             if eigval.min() <= tiny:
                 raise ValueError(
                     "PCARotation(whiten=True) needs a full-rank covariance; the "
@@ -274,16 +279,24 @@ class GreedyRotation(_LinearDestructor):
         self.random_state = random_state
 
     def _fit(self, X):
-        rng = check_random_state(self.random_state)
-        candidates = [PCARotation()] + [
-            RandomRotation(random_state=seed)
-            for seed in rng.randint(0, 2**31 - 1, size=self.n_random)
-        ]
+        candidates = [PCARotation()] + self._random_candidates()
         scores = []
         for candidate in candidates:
             Z, _ = candidate._fit_forward(X)
             scores.append(marginal_kl_to_normal(Z).sum())
-        self.candidate_scores_ = np.asarray(scores)
+        return self._choose(candidates, scores)
+
+    def _random_candidates(self):
+        """The unfitted random candidates, each with its own seed."""
+        rng = check_random_state(self.random_state)
+        return [
+            RandomRotation(random_state=seed)
+            for seed in rng.randint(0, 2**31 - 1, size=self.n_random)
+        ]
+
+    def _choose(self, candidates, scores):
+        """Keep the fitted candidate with the largest score (PCA first)."""
+        self.candidate_scores_ = np.asarray(scores, dtype=np.float64)
         best = int(np.argmax(self.candidate_scores_))
         self.chosen_ = "pca" if best == 0 else "random"
         winner = candidates[best]
