@@ -329,6 +329,7 @@ _HEADER = {"auto": None, "yes": True, "no": False}
 _MODEL_PARAMS = (
     "rotation",
     "n_knots",
+    "smoothing",
     "subsample",
     "max_layers",
     "early_stopping",
@@ -782,6 +783,8 @@ def _build_parser():
     )
 
     def model_option(flag, dest, help_text, **kwargs):
+        if dest not in defaults:  # a parameter this version of RBIG lacks
+            return
         default = defaults.get(dest)
         if dest == "random_state":
             default = "unseeded"
@@ -791,6 +794,13 @@ def _build_parser():
     model_option("--rotation", "rotation", f"rotation in each layer: {', '.join(rotations)}")
     model_option(
         "--n-knots", "n_knots", "knots per marginal map, or 'auto'", type=_n_knots, metavar="K"
+    )
+    model_option(
+        "--smoothing",
+        "smoothing",
+        "kernel smoothing of each marginal CDF",
+        type=float,
+        metavar="S",
     )
     model_option(
         "--subsample", "subsample", "rows per marginal fit", type=_positive_int, metavar="N"

@@ -165,6 +165,14 @@ def test_fit_passes_model_options(files, tmp_path, capsys):
     assert params["subsample"] == 400
 
 
+@pytest.mark.skipif("smoothing" not in RBIG().get_params(), reason="no smoothing parameter")
+def test_fit_passes_smoothing(files, tmp_path, capsys):
+    path = tmp_path / "m.joblib"
+    argv = ["fit", files["npy"], "-o", path, "--smoothing", "0", *FIT_OPTIONS]
+    assert _run(argv, capsys)[0] == 0
+    assert joblib.load(path)["model"].smoothing == 0.0
+
+
 def test_fit_is_reproducible_with_seed(files, tmp_path, capsys):
     paths = [tmp_path / "a.joblib", tmp_path / "b.joblib"]
     for path in paths:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("matplotlib")
-
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("plot_*.py"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -43,6 +41,7 @@ def test_example_is_in_gallery_form(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_runs_and_writes_its_figures(path, tmp_path):
+    pytest.importorskip("matplotlib")
     output = tmp_path / "figures"
     env = {
         **os.environ,
@@ -66,3 +65,14 @@ def test_example_runs_and_writes_its_figures(path, tmp_path):
         assert figure.read_bytes()[:8] == PNG_SIGNATURE
         assert figure.stat().st_size > 5_000, f"{name} is nearly empty"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]  # nothing else
+
+
+def test_readme_gallery_images_are_committed_and_small():
+    root = Path(__file__).resolve().parent.parent
+    images = re.findall(r"\]\((docs/images/[^)]+\.png)\)", (root / "README.md").read_text())
+    assert len(images) >= 5
+    for image in images:
+        path = root / image
+        assert path.is_file(), f"README shows {image}, which does not exist"
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        assert 5_000 < path.stat().st_size < 150_000, f"{image} should be a small PNG"
