@@ -1,0 +1,197 @@
+"""Bad input gives a ValueError that names the problem, never NaN or inf."""
+
+import warnings
+
+import numpy as np
+import pytest
+from _helpers import skewed_data
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from destructors import (
+    RBIG,
+    CompositeDestructor,
+    DeepDestructor,
+    GreedyRotation,
+    ICARotation,
+    MarginalGaussianizer,
+    PCARotation,
+    RandomRotation,
+)
+
+ESTIMATORS = {
+    "marginal": MarginalGaussianizer(),
+    "pca": PCARotation(),
+    "pca-whiten": PCARotation(whiten=True),
+    "ica": ICARotation(random_state=0),
+    "random": RandomRotation(random_state=0),
+    "greedy": GreedyRotation(random_state=0),
+    "composite": CompositeDestructor([MarginalGaussianizer(), PCARotation(whiten=True)]),
+    "deep": DeepDestructor(max_layers=3, random_state=0),
+    "rbig": RBIG(max_layers=3, random_state=0),
+}
+# Maps that can stretch space (a marginal map, whitening, unmixing): far
+# enough out, their outputs overflow. Pure rotations preserve lengths.
+EXPANDING = ["marginal", "pca-whiten", "ica", "composite", "deep", "rbig"]
+METHODS = ["transform", "score_samples", "inverse_transform"]
+
+_FITTED = {}
+
+
+def _fitted(name, scale=1.0):
+    """A fitted clone of ``ESTIMATORS[name]`` on 3-column data, cached."""
+    key = (name, scale)
+    if key not in _FITTED:
+        X = skewed_data(300, 3, seed=0) * scale
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _FITTED[key] = clone(ESTIMATORS[name]).fit(X)
+    return _FITTED[key]
+
+
+def _with(value, row=0, col=1):
+    X = skewed_data(5, 3, seed=1)
+    X[row, col] = value
+    return X
+
+
+BAD_INPUTS = {
+    "nan": (_with(np.nan), r"NaN"),
+    "inf": (_with(np.inf), r"infinity"),
+    "minus-inf": (_with(-np.inf), r"infinity"),
+    "wrong-n-features": (np.ones((4, 2)), r"X has 2 features, but \w+ is expecting 3"),
+    "strings": (np.array([["a", "b", "c"], ["d", "e", "f"]]), r"could not convert string"),
+    "mixed-objects": (
+        np.array([[1.0, "x", 2.0], [3.0, 4.0, 5.0]], dtype=object),
+        r"could not convert string",
+    ),
+    "complex": (np.ones((3, 3)) + 1j, r"[Cc]omplex"),
+    "1d": (np.ones(3), r"Expected 2D array, got 1D array"),
+    "3d": (np.ones((2, 3, 2)), r"dim 3"),
+    "no-samples": (np.ones((0, 3)), r"0 sample\(s\)"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_INPUTS))
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_bad_input_after_fit(name, method, bad):
+    X, message = BAD_INPUTS[bad]
+    model = _fitted(name)
+    with pytest.raises(ValueError, match=message):
+        getattr(model, method)(X)
+
+
+FIT_INPUTS = {
+    **{k: v for k, v in BAD_INPUTS.items() if k != "wrong-n-features"},
+    "one-sample": (np.ones((1, 3)), r"1 sample\(s\) .* minimum of 2 is required"),
+}
+
+
+@pytest.mark.parametrize("bad", list(FIT_INPUTS))
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_bad_input_to_fit(name, bad):
+    X, message = FIT_INPUTS[bad]
+    with pytest.raises(ValueError, match=message):
+        clone(ESTIMATORS[name]).fit(X)
+
+
+@pytest.mark.parametrize("name", ["deep", "rbig"])
+def test_too_few_samples_for_early_stopping(name):
+    with pytest.raises(ValueError, match="early_stopping holds out"):
+        clone(ESTIMATORS[name]).fit(skewed_data(2, 2, seed=2))
+    # Without the held-out split two samples are enough.
+    model = clone(ESTIMATORS[name]).set_params(early_stopping=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(skewed_data(2, 2, seed=2))
+    assert np.all(np.isfinite(model.score_samples(skewed_data(4, 2, seed=3))))
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_single_sample_is_fine_after_fit(name):
+    # Transforming or scoring one row is ordinary use, not an error.
+    model = _fitted(name)
+    x = skewed_data(1, 3, seed=4)
+    assert np.all(np.isfinite(model.score_samples(x)))
+    np.testing.assert_allclose(model.inverse_transform(model.transform(x)), x, rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_unfitted_estimator_raises_not_fitted(name):
+    model = clone(ESTIMATORS[name])
+    for method in METHODS:
+        with pytest.raises(NotFittedError):
+            getattr(model, method)(np.ones((2, 3)))
+    with pytest.raises(NotFittedError):
+        model.sample(2)
+
+
+@pytest.mark.parametrize("n_samples", [0, -1, 2.5, "3", None])
+@pytest.mark.parametrize("name", ["marginal", "pca", "rbig"])
+def test_sample_rejects_non_positive_or_non_integer_counts(name, n_samples):
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        _fitted(name).sample(n_samples)
+
+
+def test_sample_accepts_numpy_integers():
+    model = _fitted("rbig")
+    assert model.sample(np.int64(3), random_state=0).shape == (3, 3)
+
+
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_score_overflow_raises(name):
+    # Finite outputs whose squares overflow: log N(z) would be -inf.
+    model = _fitted(name)
+    with pytest.raises(ValueError, match="score_samples produced non-finite values"):
+        model.score_samples(np.full((2, 3), 1e200))
+
+
+@pytest.mark.parametrize("value", [1e306, -1e306, 1.7e308])
+@pytest.mark.parametrize("name", EXPANDING)
+def test_transform_overflow_raises(name, value):
+    model = _fitted(name, scale=1e-3)  # slopes of order 1e3
+    X = np.full((2, 3), value)
+    with pytest.raises(ValueError, match="transform produced non-finite values"):
+        model.transform(X)
+    with pytest.raises(ValueError, match="non-finite values"):
+        model.score_samples(X)
+    with pytest.raises(ValueError, match="non-finite values"):
+        model.transform_log_det(X)
+
+
+@pytest.mark.parametrize("value", [1e306, -1e306])
+@pytest.mark.parametrize("name", EXPANDING)
+def test_inverse_transform_overflow_raises(name, value):
+    model = _fitted(name, scale=1e3)  # inverse slopes of order 1e3
+    with pytest.raises(ValueError, match="inverse_transform produced non-finite values"):
+        model.inverse_transform(np.full((2, 3), value))
+
+
+@pytest.mark.parametrize("name", ["pca", "pca-whiten", "greedy"])
+def test_covariance_overflow_at_fit_raises(name):
+    X = skewed_data(100, 3, seed=5) * 1e200
+    with pytest.raises(ValueError, match="covariance of the training data overflows"):
+        clone(ESTIMATORS[name]).fit(X)
+
+
+@pytest.mark.parametrize(
+    "estimator, message",
+    [
+        (MarginalGaussianizer(n_knots=1), "n_knots"),
+        (MarginalGaussianizer(smoothing=-1.0), "smoothing"),
+        (MarginalGaussianizer(subsample=1), "subsample"),
+        (PCARotation(whiten="yes"), "whiten"),
+        (ICARotation(fun="tanh"), "fun"),
+        (RandomRotation(random_state="seed"), "random_state"),
+        (CompositeDestructor(layers="pca"), "layers"),
+        (DeepDestructor(layer="pca"), "layer"),
+        (DeepDestructor(validation_fraction=1.0), "validation_fraction"),
+        (RBIG(rotation="svd"), "rotation"),
+        (RBIG(max_layers=0), "max_layers"),
+        (RBIG(tol=-1.0), "tol"),
+    ],
+)
+def test_invalid_parameters_are_named(estimator, message):
+    with pytest.raises(ValueError, match=rf"'{message}' parameter"):
+        estimator.fit(skewed_data(50, 2, seed=6))

@@ -1,0 +1,258 @@
+"""The Numba piecewise-linear kernel against its NumPy reference.
+
+CI also runs this file with ``NUMBA_DISABLE_JIT=1``, so array sizes stay
+small enough for the pure-Python path of the kernels.
+"""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+import pytest
+
+from destructors import _kernels
+from destructors._kernels import piecewise_linear, piecewise_linear_reference
+
+
+def _pack(xs, fs):
+    """NaN-padded knot arrays with slopes, as a fitted layer stores them."""
+    counts = np.array([x.size for x in xs], dtype=np.int64)
+    width = int(counts.max())
+    xp = np.full((len(xs), width), np.nan)
+    fp = np.full((len(xs), width), np.nan)
+    for j, (x, f) in enumerate(zip(xs, fs, strict=True)):
+        xp[j, : x.size], fp[j, : f.size] = x, f
+    with np.errstate(invalid="ignore"):
+        slope = np.diff(fp, axis=1) / np.diff(xp, axis=1)
+        log_slope = np.log(slope)
+    return xp, fp, slope, log_slope, counts
+
+
+def random_knots(seed, n_features=6, max_knots=40):
+    """Ragged, strictly increasing knots with slopes over orders of magnitude.
+
+    Feature 0 has the minimum of two knots, the last one the maximum; one
+    feature has knots clustered near zero plus a far outlier, so most
+    segments share one cell of any uniform grid over its range.
+    """
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(2, max_knots + 1, size=n_features)
+    counts[0], counts[-1] = 2, max_knots
+    xs, fs = [], []
+    for m in counts:
+        xs.append(rng.normal(scale=3.0) + np.cumsum(rng.exponential(size=m)))
+        fs.append(rng.normal() + np.cumsum(np.exp(rng.normal(scale=2.0, size=m))))
+    xs[1] = np.r_[np.cumsum(np.full(counts[1] - 1, 1e-6)), 1e4]
+    return _pack(xs, fs)
+
+
+def probe_points(xp, counts, seed, n_random=200):
+    """Points inside and outside the knots, exactly at knots and at midpoints."""
+    rng = np.random.default_rng(seed)
+    d, m_max = xp.shape[0], int(counts.max())
+    lo = np.array([xp[j, 0] for j in range(d)])
+    hi = np.array([xp[j, counts[j] - 1] for j in range(d)])
+    width = hi - lo
+    inside = lo + width * rng.uniform(size=(n_random, d))
+    below = lo - width * rng.exponential(size=(n_random // 4, d))
+    below = np.vstack([below, lo - 1e6 * width, lo - 1e100])
+    above = np.vstack([hi + width * rng.exponential(size=(n_random // 4, d)), hi + 1e6 * width])
+    # Row i holds knot i (cycled) of every feature, and the midpoints after them.
+    k = np.arange(m_max)[:, None] % counts[None, :]
+    at_knots = xp[np.arange(d)[None, :], k]
+    k2 = np.arange(m_max)[:, None] % (counts[None, :] - 1)
+    mids = 0.5 * (xp[np.arange(d)[None, :], k2] + xp[np.arange(d)[None, :], k2 + 1])
+    # The neighbouring floats of each knot, on either side.
+    beside = [np.nextafter(at_knots, -np.inf), np.nextafter(at_knots, np.inf)]
+    # Evenly spaced points over the knot range (where a search grid, if any,
+    # puts its cell edges), with their neighbouring floats.
+    even = [lo + width * (np.arange(n + 1)[:, None] / n) for n in (m_max, 4 * m_max, 1000)]
+    even += [np.nextafter(e, s) for e in even for s in (-np.inf, np.inf)]
+    return np.vstack([inside, below, above, at_knots, mids, *beside, *even])
+
+
+def _inverse_args(xp, fp, slope, log_slope):
+    """The inverse call: swap the knots, invert the slopes, negate the logs."""
+    return fp, xp, 1.0 / slope, -log_slope
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_forward_matches_reference(seed):
+    xp, fp, slope, log_slope, counts = random_knots(seed)
+    X = probe_points(xp, counts, seed)
+    Y, log_det = piecewise_linear(X, xp, fp, slope, log_slope, counts)
+    Y_ref, log_det_ref = piecewise_linear_reference(X, xp, fp, counts)
+    np.testing.assert_allclose(Y, Y_ref, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(log_det, log_det_ref, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_inverse_matches_reference_and_inverts(seed):
+    xp, fp, slope, log_slope, counts = random_knots(seed)
+    X = probe_points(xp, counts, seed)
+    Y, log_det = piecewise_linear(X, xp, fp, slope, log_slope, counts)
+    # Inverse at images of the probes and at the ordinate knots themselves.
+    Y = np.vstack([Y, probe_points(fp, counts, seed + 100)])
+    X_back, log_det_back = piecewise_linear(Y, *_inverse_args(xp, fp, slope, log_slope), counts)
+    X_ref, log_det_ref = piecewise_linear_reference(Y, fp, xp, counts)
+    np.testing.assert_allclose(X_back, X_ref, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(log_det_back, log_det_ref, rtol=1e-12, atol=1e-12)
+    # A bijection: the inverse undoes the forward map and negates its log-det
+    # (except where a point one float away from a knot has its image rounded
+    # onto the knot's other side, so the inverse uses the neighbouring slope).
+    n = X.shape[0]
+    scale = np.maximum(np.abs(X), np.nanmax(np.abs(xp), axis=1) + 1.0)
+    assert np.all(np.abs(X_back[:n] - X) <= 1e-9 * scale)
+    same_segment = np.isclose(log_det_ref[:n], -log_det, rtol=1e-12, atol=1e-12)
+    assert same_segment.mean() > 0.9
+    np.testing.assert_allclose(
+        log_det_back[:n][same_segment], -log_det[same_segment], rtol=1e-12, atol=1e-12
+    )
+
+
+def test_values_at_knots_are_the_ordinates():
+    xp, fp, slope, log_slope, counts = random_knots(3)
+    for j, m in enumerate(counts):
+        X = np.repeat(xp[:, :1], m, axis=1).T.copy()  # other features at knot 0
+        X[:, j] = xp[j, :m]
+        Y, _ = piecewise_linear(X, xp, fp, slope, log_slope, counts)
+        np.testing.assert_allclose(Y[:, j], fp[j, :m], rtol=1e-13, atol=1e-13)
+
+
+def test_map_is_increasing_and_slopes_are_the_end_slopes_outside():
+    xp, fp, slope, log_slope, counts = random_knots(4)
+    d = xp.shape[0]
+    lo = np.array([xp[j, 0] for j in range(d)])
+    hi = np.array([xp[j, counts[j] - 1] for j in range(d)])
+    grid = lo + (hi - lo) * np.linspace(-3.0, 4.0, 5001)[:, None]
+    Y, log_det = piecewise_linear(grid, xp, fp, slope, log_slope, counts)
+    assert np.all(np.diff(Y, axis=0) > 0)
+    # Beyond the end knots the first and last segments continue.
+    first = np.array([slope[j, 0] for j in range(d)])
+    last = np.array([slope[j, counts[j] - 2] for j in range(d)])
+    np.testing.assert_allclose(Y[0], fp[:, 0] + first * (grid[0] - lo), rtol=1e-12)
+    f_hi = np.array([fp[j, counts[j] - 1] for j in range(d)])
+    np.testing.assert_allclose(Y[-1], f_hi + last * (grid[-1] - hi), rtol=1e-12)
+    np.testing.assert_allclose(log_det[0], np.log(first).sum(), rtol=1e-12)
+    np.testing.assert_allclose(log_det[-1], np.log(last).sum(), rtol=1e-12)
+
+
+def test_read_only_and_non_contiguous_inputs():
+    xp, fp, slope, log_slope, counts = random_knots(5)
+    X = probe_points(xp, counts, 5)
+    expected = piecewise_linear(X, xp, fp, slope, log_slope, counts)
+    arrays = [np.array(a) for a in (X, xp, fp, slope, log_slope, counts)]
+    for a in arrays:
+        a.setflags(write=False)
+    got = piecewise_linear(*arrays)
+    fortran = piecewise_linear(np.asfortranarray(X), xp, fp, slope, log_slope, counts)
+    strided = piecewise_linear(np.repeat(X, 2, axis=0)[::2], xp, fp, slope, log_slope, counts)
+    as32 = X[np.all(np.abs(X) < 1e30, axis=1)].astype(np.float32)
+    from32 = piecewise_linear(as32, xp, fp, slope, log_slope, counts)
+    for result in (got, fortran, strided):
+        np.testing.assert_array_equal(result[0], expected[0])
+        np.testing.assert_array_equal(result[1], expected[1])
+    ref32 = piecewise_linear_reference(as32.astype(np.float64), xp, fp, counts)
+    np.testing.assert_allclose(from32[0], ref32[0], rtol=1e-13)
+
+
+class _Spy:
+    """Wraps a kernel dispatcher and records the threads that called it."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.threads = []
+
+    def __call__(self, *args):
+        self.threads.append(threading.current_thread())
+        return self.kernel(*args)
+
+
+@pytest.fixture
+def spies(monkeypatch):
+    parallel = _Spy(_kernels._piecewise_linear_parallel)
+    serial = _Spy(_kernels._piecewise_linear_serial)
+    monkeypatch.setattr(_kernels, "_piecewise_linear_parallel", parallel)
+    monkeypatch.setattr(_kernels, "_piecewise_linear_serial", serial)
+    return parallel, serial
+
+
+def _large_input(xp, counts, seed):
+    """At least ``_PARALLEL_MIN_ELEMENTS`` elements: enough for the parallel path."""
+    d = xp.shape[0]
+    n = -(-_kernels._PARALLEL_MIN_ELEMENTS // d) + 7
+    X = probe_points(xp, counts, seed, n_random=n)
+    assert X.size >= _kernels._PARALLEL_MIN_ELEMENTS
+    return X
+
+
+def test_parallel_path_matches_reference(spies):
+    parallel, serial = spies
+    xp, fp, slope, log_slope, counts = random_knots(6)
+    X = _large_input(xp, counts, 6)
+    Y, log_det = piecewise_linear(X, xp, fp, slope, log_slope, counts)
+    assert len(parallel.threads) == 1 and not serial.threads
+    Y_ref, log_det_ref = piecewise_linear_reference(X, xp, fp, counts)
+    np.testing.assert_allclose(Y, Y_ref, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(log_det, log_det_ref, rtol=1e-13, atol=1e-13)
+    inv = _inverse_args(xp, fp, slope, log_slope)
+    X_back, log_det_back = piecewise_linear(Y, *inv, counts)
+    assert len(parallel.threads) == 2
+    X_ref, _ = piecewise_linear_reference(Y, fp, xp, counts)
+    np.testing.assert_allclose(X_back, X_ref, rtol=1e-12, atol=0)
+    same_segment = np.isclose(log_det_back, -log_det, rtol=1e-12, atol=1e-12)
+    assert same_segment.mean() > 0.9
+    # The serial path on the same data gives the very same numbers.
+    small_rows = _kernels._PARALLEL_MIN_ELEMENTS // (2 * X.shape[1])
+    Y_serial = np.vstack(
+        [
+            piecewise_linear(X[i : i + small_rows], xp, fp, slope, log_slope, counts)[0]
+            for i in range(0, X.shape[0], small_rows)
+        ]
+    )
+    assert serial.threads
+    np.testing.assert_array_equal(Y_serial, Y)
+
+
+def test_result_does_not_depend_on_thread_count():
+    xp, fp, slope, log_slope, counts = random_knots(7)
+    X = _large_input(xp, counts, 7)
+    Y, log_det = piecewise_linear(X, xp, fp, slope, log_slope, counts)
+    n_threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        Y1, log_det1 = piecewise_linear(X, xp, fp, slope, log_slope, counts)
+    finally:
+        numba.set_num_threads(n_threads)
+    np.testing.assert_array_equal(Y1, Y)
+    np.testing.assert_array_equal(log_det1, log_det)
+
+
+def test_calls_from_worker_threads_use_serial_kernel(spies):
+    parallel, serial = spies
+    xp, fp, slope, log_slope, counts = random_knots(8)
+    X = _large_input(xp, counts, 8)
+    Y_ref, log_det_ref = piecewise_linear_reference(X, xp, fp, counts)
+
+    # One non-main thread.
+    box = {}
+    worker = threading.Thread(
+        target=lambda: box.update(out=piecewise_linear(X, xp, fp, slope, log_slope, counts))
+    )
+    worker.start()
+    worker.join()
+    np.testing.assert_allclose(box["out"][0], Y_ref, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(box["out"][1], log_det_ref, rtol=1e-13, atol=1e-13)
+    assert not parallel.threads and serial.threads == [worker]
+
+    # Several at once, as a threaded scheduler would call it.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [
+            pool.submit(piecewise_linear, X, xp, fp, slope, log_slope, counts) for _ in range(4)
+        ]
+        results = [f.result() for f in futures]
+    for Y, log_det in results:
+        np.testing.assert_array_equal(Y, box["out"][0])
+        np.testing.assert_array_equal(log_det, box["out"][1])
+    assert not parallel.threads
