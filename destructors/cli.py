@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -945,13 +946,20 @@ def main(argv=None):
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version or a usage error
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-        return args.func(args)
+        with warnings.catch_warnings():  # restores showwarning on the way out
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except UserError as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
         return _error("interrupted", EXIT_INTERRUPTED)
     except (ValueError, OSError) as exc:
         return _error(_one_line(exc))
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line, without the source line Python would quote."""
+    print(f"destructors: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _error(message, status=EXIT_ERROR):

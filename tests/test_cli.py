@@ -1,6 +1,7 @@
 """Tests of the ``destructors`` command line (``destructors.cli``)."""
 
 import csv
+import io
 import os
 import subprocess
 import sys
@@ -190,6 +191,36 @@ def test_fit_progress_goes_to_stderr(files, tmp_path, capsys):
     # stderr is not a terminal here: without --progress the fit is silent.
     status, out, err = _run(["fit", files["npy"], "--max-layers", "3", "-o", path], capsys)
     assert status == 0 and err == ""
+
+
+def test_fit_warnings_are_one_line(tmp_path, capsys):
+    integers = tmp_path / "counts.csv"
+    rng = np.random.default_rng(0)
+    np.savetxt(integers, rng.poisson(3.0, size=(300, 2)), fmt="%d", delimiter=",")
+    status, _, err = _run(["fit", integers, *FIT_OPTIONS, "-o", tmp_path / "m.joblib"], capsys)
+    assert status == 0
+    lines = err.splitlines()
+    assert lines and all(line.startswith("destructors: warning: ") for line in lines)
+    assert "dequantiz" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_fit_progress_on_a_terminal_overwrites_one_line(files, tmp_path, monkeypatch):
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    argv = ["fit", files["npy"], "--max-layers", "3", "-o", str(tmp_path / "m.joblib")]
+    assert main(argv) == 0
+    shown = terminal.getvalue()
+    assert "\rlayer 1" in shown.replace("\033[K", "") and "layer 3" in shown
+    assert shown.endswith("\n") and shown.count("\n") == 1  # one line, rewritten
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    assert main([*argv, "--quiet"]) == 0
+    assert quiet.getvalue() == ""
 
 
 def test_fit_reads_csv_without_header_and_from_stdin(files, tmp_path, capsys, monkeypatch):
