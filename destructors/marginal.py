@@ -300,10 +300,12 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
             n = self.subsample
         n_knots = self._resolution(n)
         X_sorted = np.sort(X, axis=0)
-        knots = [
-            gaussian_knots(X_sorted[:, j], n_knots, self.smoothing)
-            for j in range(X.shape[1])
-        ]
+        # Extreme scales overflow the spread estimate; _set_knots rejects them.
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            knots = [
+                gaussian_knots(X_sorted[:, j], n_knots, self.smoothing)
+                for j in range(X.shape[1])
+            ]
         n_unique = 1 + np.count_nonzero(np.diff(X_sorted, axis=0) > 0, axis=0)
         self._warn_degenerate(n_unique, n)
         return self._set_knots(knots)
@@ -333,9 +335,21 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         return self._set_knots(knots)
 
     def _set_knots(self, knots):
-        (self.knots_x_, self.knots_z_, self._slope, self._log_slope, self.n_knots_) = (
-            _pack_knots(knots)
-        )
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            packed = _pack_knots(knots)
+        (self.knots_x_, self.knots_z_, self._slope, self._log_slope, self.n_knots_) = packed
+        valid = np.arange(self._slope.shape[1]) < (self.n_knots_[:, None] - 1)
+        slopes = self._slope[valid]
+        ends = self.knots_x_[np.arange(len(knots)), self.n_knots_ - 1]
+        with np.errstate(over="ignore", divide="ignore"):
+            ok = np.isfinite(slopes) & (slopes > 0) & np.isfinite(1.0 / slopes)
+            ok = ok.all() and np.all(np.isfinite(ends - self.knots_x_[:, 0]))
+        if not ok:
+            raise ValueError(
+                "MarginalGaussianizer cannot represent these data in float64: the "
+                "spacing of their quantiles overflows or underflows the slopes of the "
+                "map. Rescale the features (e.g. divide by their spread) before fitting."
+            )
         self._inv_slope = 1.0 / self._slope
         self._forward_table = bucket_table(self.knots_x_, self.n_knots_)
         self._inverse_table = bucket_table(self.knots_z_, self.n_knots_)

@@ -197,15 +197,6 @@ def test_invalid_parameters_are_named(estimator, message):
         estimator.fit(skewed_data(50, 2, seed=6))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "marginal.py bug: MarginalGaussianizer.fit accepts training data whose knot "
-        "spacing overflows (range ~1e308) or underflows (spread ~1e-310) the slopes, "
-        "stores inf/0 slopes, and only a later transform of the training data itself "
-        "fails, with a misleading 'input lies far outside the training range' message"
-    ),
-)
 @pytest.mark.parametrize(
     "X",
     [
