@@ -42,6 +42,20 @@ def standard_normal_log_pdf(Z):
     return -0.5 * (np.einsum("ij,ij->i", Z, Z) + Z.shape[1] * _LOG_2PI)
 
 
+def _is_dask(X):
+    """Whether ``X`` is a Dask collection, checked without importing Dask."""
+    return type(X).__module__.partition(".")[0] == "dask" and hasattr(X, "__dask_graph__")
+
+
+def _dask_backend():
+    """The Dask front end (imports Dask: only call it with a Dask input)."""
+    try:
+        from . import _dask
+    except ImportError as exc:  # sample(chunks=...) without Dask installed
+        raise ImportError("Dask support needs `pip install destructors[dask]`.") from exc
+    return _dask
+
+
 def _check_finite_output(values, what):
     """Raise instead of letting an overflow leak out as inf or NaN."""
     if not np.all(np.isfinite(values)):
@@ -84,8 +98,12 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data, finite and numeric, at least two samples.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Training data, finite and numeric, at least two samples. A Dask
+            array is never loaded whole: each layer is fitted from exact,
+            mergeable statistics gathered in passes over it (see
+            :mod:`destructors._dask`), and the fitted model is the same small
+            in-memory estimator.
         y : None
             Ignored; present for API consistency.
 
@@ -94,6 +112,8 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         self : object
             The fitted destructor.
         """
+        if _is_dask(X):
+            return _dask_backend().fit(self, X)
         X = validate_data(
             self, X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=True
         )
@@ -130,8 +150,8 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to transform.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Data to transform; a Dask array gives lazy Dask results.
 
         Returns
         -------
@@ -149,6 +169,8 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         >>> bool(np.allclose(log_det, log_det[0]))  # linear map: constant
         True
         """
+        if _is_dask(X):
+            return _dask_backend().transform_log_det(self, X)
         Xv = self._validate(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             Z, log_det = self._forward(Xv)
@@ -161,14 +183,17 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Data to transform.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Data to transform; a Dask array gives a lazy Dask array, mapped
+            block by block.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, n_features)
             Latent points, with the dtype of ``X`` (float32 or float64).
         """
+        if _is_dask(X):
+            return _dask_backend().transform(self, X)
         Z, _ = self.transform_log_det(X)
         return Z.astype(self._out_dtype(X), copy=False)
 
@@ -177,14 +202,16 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Latent points.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Latent points; a Dask array gives a lazy Dask array.
 
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
             Points in data space, with the dtype of the input.
         """
+        if _is_dask(X):
+            return _dask_backend().inverse_transform(self, X)
         Zv = self._validate(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             Xo, _ = self._inverse(Zv)
@@ -199,14 +226,16 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Points to score.
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Points to score; a Dask array gives a lazy Dask array.
 
         Returns
         -------
         log_density : ndarray of shape (n_samples,)
             Natural-log density at each row, float64.
         """
+        if _is_dask(X):
+            return _dask_backend().score_samples(self, X)
         Z, log_det = self.transform_log_det(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             log_density = standard_normal_log_pdf(Z) + log_det
@@ -221,7 +250,7 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
             Points to score.
         y : None
             Ignored.
@@ -229,11 +258,14 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         Returns
         -------
         score : float
-            Mean of :meth:`score_samples`.
+            Mean of :meth:`score_samples`; for a Dask array, a lazy 0-d Dask
+            array (``float(score)`` computes it).
         """
+        if _is_dask(X):
+            return _dask_backend().score(self, X)
         return float(np.mean(self.score_samples(X)))
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, *, chunks=None):
         """Draw samples from the fitted density.
 
         Standard normal draws are pushed through the inverse map.
@@ -244,6 +276,13 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
             Number of samples.
         random_state : int, RandomState instance, Generator or None
             Seed for this call only; the global NumPy state is never used.
+        chunks : int, tuple of int, str or None, default=None
+            Rows per block of a lazy ``dask.array.Array`` to return instead
+            of an ndarray (needs Dask). Block ``i`` is drawn from the
+            ``i``-th seed spawned from one ``np.random.SeedSequence``, so the
+            values depend on ``random_state`` and ``chunks`` only, not on the
+            scheduler or the number of workers (nor do they equal the
+            in-memory draw).
 
         Returns
         -------
@@ -253,6 +292,8 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         check_is_fitted(self)
         if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        if chunks is not None:
+            return _dask_backend().sample(self, int(n_samples), random_state, chunks)
         Z = _standard_normal(random_state, (int(n_samples), self.n_features_in_))
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             X, _ = self._inverse(Z)

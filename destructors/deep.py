@@ -164,12 +164,16 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
             layers = self._fit_fixed(X, seeds[:n_keep])
         else:
             layers = layers[:n_keep]
+        self._set_layers(layers)
+        self.fit_time_ = time.perf_counter() - start
+        return self
+
+    def _set_layers(self, layers):
+        """Keep fitted layers (shared with the fit on Dask arrays)."""
         self.layers_ = layers
         self.n_layers_ = len(layers)
         self._fused = FusedBlocks.from_layers(layers)
-        self._n_features_out = X.shape[1]
-        self.fit_time_ = time.perf_counter() - start
-        return self
+        self._n_features_out = self.n_features_in_
 
     def _new_layer(self, seed):
         return _seed_layer(clone(self._make_layer()), int(seed))

@@ -1,0 +1,379 @@
+"""Mergeable statistics of row blocks, for fitting layers in passes over data.
+
+Each statistic is computed on one block of rows and merged with another
+block's exactly (counts, extremes and sums; sums only up to floating-point
+rounding), so a pass over data split into any number of blocks, merged in any
+order, fits the same layer. Nothing here imports Dask: the Dask front end
+(:mod:`destructors._dask`) schedules the blocks and the merges.
+
+- :class:`MinMax`: row count and per-feature extremes.
+- :class:`Moments`: count, mean, co-moment matrix (merged with Chan's
+  update, which stays accurate far from the origin) and the largest squared
+  row norm; enough for PCA.
+- :class:`Histograms`: fine per-feature histograms of one or more affine
+  images ``(Y - shift) @ matrix.T`` of the block, with exact extremes and
+  shifted first and second moments; enough for the marginal CDFs and for the
+  marginal KL divergences that rank rotations.
+"""
+
+import numpy as np
+from numba import njit
+
+_HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
+
+# Bins per feature of the first histogram of a pass. Knots built from it
+# agree with the sorted-sample knots to a fraction of a bin (a few 1e-4 of
+# the range, see ``histogram_knots``).
+HIST_BINS = 2**14
+
+
+@njit(cache=True)
+def _histogram_kernel(Y, edges, n_edges, uniform, shift, counts, lo, hi, s1, s2):
+    """Accumulate per-feature counts, extremes and shifted moments of ``Y``.
+
+    Bins are ``[edges[j, k], edges[j, k + 1])``; values beyond the end edges
+    fall into the end bins. A uniform grid is searched by arithmetic plus a
+    correcting step, any other by bisection, so the bin always agrees with
+    ``edges``.
+    """
+    n, d = Y.shape
+    for j in range(d):
+        m = n_edges[j]
+        first = edges[j, 0]
+        scale = (m - 1) / (edges[j, m - 1] - first)
+        for i in range(n):
+            y = Y[i, j]
+            if uniform:
+                t = (y - first) * scale
+                if t <= 0.0:
+                    k = 0
+                elif t >= m - 2:
+                    k = m - 2
+                else:
+                    k = int(t)
+                while k > 0 and y < edges[j, k]:
+                    k -= 1
+                while k < m - 2 and y >= edges[j, k + 1]:
+                    k += 1
+            else:
+                a, b = 0, m - 1
+                while b - a > 1:
+                    mid = (a + b) >> 1
+                    if edges[j, mid] <= y:
+                        a = mid
+                    else:
+                        b = mid
+                k = a
+            counts[j, k] += 1
+            if y < lo[j]:
+                lo[j] = y
+            if y > hi[j]:
+                hi[j] = y
+            v = y - shift[j]
+            s1[j] += v
+            s2[j] += v * v
+
+
+class Grid:
+    """Per-feature bin edges: NaN-padded rows, ``n_edges[j]`` valid in row ``j``.
+
+    Parameters
+    ----------
+    edges : ndarray of shape (n_features, max_edges)
+        Increasing edges of each feature.
+    n_edges : ndarray of shape (n_features,)
+        Valid edges per feature (at least 2).
+    uniform : bool
+        Whether every row is equally spaced (searched by arithmetic).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import Grid
+    >>> grid = Grid.uniform(np.array([0.0]), np.array([1.0]), 4)
+    >>> grid.edges.tolist()
+    [[0.0, 0.25, 0.5, 0.75, 1.0]]
+    """
+
+    def __init__(self, edges, n_edges, uniform):
+        self.edges = np.ascontiguousarray(edges, dtype=np.float64)
+        self.n_edges = np.asarray(n_edges, dtype=np.int64)
+        self.uniform = bool(uniform)
+
+    @classmethod
+    def uniform(cls, lo, hi, n_bins=HIST_BINS):
+        """Equal bins over ``[lo[j], hi[j]]``, widened when the range is empty."""
+        lo = np.asarray(lo, dtype=np.float64)
+        hi = np.asarray(hi, dtype=np.float64)
+        width = hi - lo
+        pad = np.where(width > 0, 0.0, np.maximum(np.abs(lo), 1.0))
+        lo, hi = lo - pad, hi + pad
+        t = np.linspace(0.0, 1.0, n_bins + 1)
+        edges = lo[:, None] + (hi - lo)[:, None] * t
+        edges[:, -1] = hi
+        if not np.all(np.diff(edges, axis=1) > 0):
+            raise ValueError("values too large to histogram in float64; rescale the data.")
+        return cls(edges, np.full(lo.shape[0], n_bins + 1), True)
+
+    def feature(self, j):
+        """Edges of feature ``j``."""
+        return self.edges[j, : self.n_edges[j]]
+
+    def refined(self, counts, max_mass, sub_bins=256):
+        """Split every bin holding more than ``max_mass`` of its feature's rows.
+
+        Returns a new (non-uniform) grid, or ``None`` when no bin is that heavy.
+        """
+        rows, split = [], False
+        for j in range(self.edges.shape[0]):
+            e = self.feature(j)
+            c = counts[j, : e.size - 1]
+            heavy = np.flatnonzero(c > max_mass * max(c.sum(), 1))
+            if heavy.size:
+                split = True
+                t = np.linspace(0.0, 1.0, sub_bins + 1)[1:-1]
+                inner = (e[heavy, None] + (e[heavy + 1] - e[heavy])[:, None] * t).ravel()
+                e = np.unique(np.r_[e, inner])
+            rows.append(e)
+        if not split:
+            return None
+        width = max(r.size for r in rows)
+        edges = np.full((len(rows), width), np.nan)
+        for j, r in enumerate(rows):
+            edges[j, : r.size] = r
+        return Grid(edges, [r.size for r in rows], False)
+
+
+class MinMax:
+    """Row count and per-feature minimum and maximum.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import MinMax
+    >>> a = MinMax.compute(np.array([[0.0, 5.0], [2.0, 1.0]]))
+    >>> n, lo, hi = MinMax.merge(a, MinMax.compute(np.array([[-1.0, 3.0]])))
+    >>> n, lo.tolist(), hi.tolist()
+    (3, [-1.0, 1.0], [2.0, 5.0])
+    """
+
+    @staticmethod
+    def compute(Y):
+        """Statistics of one block."""
+        if Y.shape[0] == 0:
+            return 0, np.full(Y.shape[1], np.inf), np.full(Y.shape[1], -np.inf)
+        return Y.shape[0], Y.min(axis=0), Y.max(axis=0)
+
+    @staticmethod
+    def merge(a, b):
+        """Statistics of two blocks together."""
+        return a[0] + b[0], np.minimum(a[1], b[1]), np.maximum(a[2], b[2])
+
+
+class Moments:
+    """Count, mean, co-moment ``sum (y - mean)(y - mean)^T`` and max ``|y|^2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import Moments
+    >>> Y = np.random.default_rng(0).normal(size=(100, 2)) + 1e6
+    >>> n, mean, comoment, _ = Moments.merge(Moments.compute(Y[:30]), Moments.compute(Y[30:]))
+    >>> bool(np.allclose(comoment / n, np.cov(Y.T, bias=True)))
+    True
+    """
+
+    @staticmethod
+    def compute(Y):
+        """Statistics of one block."""
+        d = Y.shape[1]
+        if Y.shape[0] == 0:
+            return 0, np.zeros(d), np.zeros((d, d)), 0.0
+        mean = Y.mean(axis=0)
+        centred = Y - mean
+        return Y.shape[0], mean, centred.T @ centred, float(np.max(np.einsum("ij,ij->i", Y, Y)))
+
+    @staticmethod
+    def merge(a, b):
+        """Statistics of two blocks together (Chan et al.'s pairwise update)."""
+        na, nb = a[0], b[0]
+        if na == 0 or nb == 0:
+            return b if na == 0 else a
+        n = na + nb
+        delta = b[1] - a[1]
+        mean = a[1] + delta * (nb / n)
+        comoment = a[2] + b[2] + np.outer(delta, delta) * (na * nb / n)
+        return n, mean, comoment, max(a[3], b[3])
+
+
+class Histograms:
+    """Fine per-feature histograms of affine images of a block.
+
+    Image ``c`` is ``(Y - shifts[c]) @ matrices[c].T`` (``None`` for the
+    identity); its histogram uses ``grids[c]``.
+
+    Parameters
+    ----------
+    grids : list of Grid
+        One grid per image.
+    maps : list of (matrix, shift) or None
+        Affine images; ``None`` means the block itself (one grid).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import Grid, Histograms
+    >>> Y = np.random.default_rng(0).normal(size=(1000, 2))
+    >>> stats = Histograms([Grid.uniform([-5.0, -5.0], [5.0, 5.0], 10)])
+    >>> result = stats.compute(Y)
+    >>> int(result["counts"].sum()), result["n"]
+    (2000, 1000)
+    """
+
+    def __init__(self, grids, maps=None):
+        self.grids = list(grids)
+        self.maps = maps
+
+    def compute(self, Y):
+        """Statistics of one block."""
+        n, d = Y.shape
+        k = len(self.grids)
+        width = max(g.edges.shape[1] for g in self.grids)
+        counts = np.zeros((k, d, width - 1), dtype=np.int64)
+        lo = np.full((k, d), np.inf)
+        hi = np.full((k, d), -np.inf)
+        s1 = np.zeros((k, d))
+        s2 = np.zeros((k, d))
+        shifts = np.empty((k, d))
+        for c, grid in enumerate(self.grids):
+            if self.maps is None or self.maps[c] is None:
+                image = Y
+            else:
+                matrix, shift = self.maps[c]
+                image = (Y - shift) @ matrix.T
+            shifts[c] = self.centres(grid)
+            _histogram_kernel(
+                np.ascontiguousarray(image), grid.edges, grid.n_edges, grid.uniform,
+                shifts[c], counts[c], lo[c], hi[c], s1[c], s2[c],
+            )
+        return {"n": n, "counts": counts, "min": lo, "max": hi, "s1": s1, "s2": s2,
+                "shift": shifts}
+
+    @staticmethod
+    def centres(grid):
+        """Per-feature shift of the accumulated moments: the grid's midpoint."""
+        first = grid.edges[:, 0]
+        last = grid.edges[np.arange(grid.edges.shape[0]), grid.n_edges - 1]
+        return 0.5 * (first + last)
+
+    @staticmethod
+    def merge(a, b):
+        """Statistics of two blocks together."""
+        return {
+            "n": a["n"] + b["n"],
+            "counts": a["counts"] + b["counts"],
+            "min": np.minimum(a["min"], b["min"]),
+            "max": np.maximum(a["max"], b["max"]),
+            "s1": a["s1"] + b["s1"],
+            "s2": a["s2"] + b["s2"],
+            "shift": a["shift"],
+        }
+
+
+def feature_histograms(result, grid, image=0):
+    """Per-feature ``(edges, counts, x_min, x_max, std)`` of one image.
+
+    The tuples :meth:`MarginalGaussianizer._fit_histograms` reads.
+
+    Parameters
+    ----------
+    result : dict
+        Merged :class:`Histograms` statistics.
+    grid : Grid
+        The grid of that image.
+    image : int, default=0
+        Which image.
+
+    Returns
+    -------
+    features : list of tuple
+        One ``(edges, counts, x_min, x_max, std)`` per feature.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import Grid, Histograms, feature_histograms
+    >>> grid = Grid.uniform([0.0], [1.0], 4)
+    >>> result = Histograms([grid]).compute(np.array([[0.1], [0.9]]))
+    >>> edges, counts, lo, hi, std = feature_histograms(result, grid)[0]
+    >>> counts.tolist(), lo, hi, round(std, 6)
+    ([1, 0, 0, 1], 0.1, 0.9, 0.4)
+    """
+    n = result["n"]
+    mean = result["s1"][image] / n
+    var = np.maximum(result["s2"][image] / n - mean**2, 0.0)
+    out = []
+    for j in range(grid.edges.shape[0]):
+        e = grid.feature(j)
+        out.append((
+            e, result["counts"][image, j, : e.size - 1],
+            float(result["min"][image, j]), float(result["max"][image, j]),
+            float(np.sqrt(var[j])),
+        ))
+    return out
+
+
+def kl_to_normal(result, grid, image=0):
+    """Per-feature ``KL(marginal || N(0, 1))`` from merged histogram statistics.
+
+    Mirrors :func:`destructors._entropy.marginal_kl_to_normal`: the entropy
+    uses ``ceil(sqrt(n))`` equal bins over ``[min, max]`` with the
+    Miller-Madow correction, their counts read off the fine histogram (its
+    cumulative counts interpolated linearly inside each fine bin), and the
+    second moment is exact.
+
+    Parameters
+    ----------
+    result : dict
+        Merged :class:`Histograms` statistics.
+    grid : Grid
+        The grid of that image.
+    image : int, default=0
+        Which image.
+
+    Returns
+    -------
+    kl : ndarray of shape (n_features,)
+        Non-negative estimates (``inf`` for a constant feature).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._entropy import marginal_kl_to_normal
+    >>> from destructors._stats import Grid, Histograms, kl_to_normal
+    >>> Y = np.random.default_rng(0).gamma(2.0, size=(20000, 2))
+    >>> grid = Grid.uniform(Y.min(axis=0), Y.max(axis=0))
+    >>> kl = kl_to_normal(Histograms([grid]).compute(Y), grid)
+    >>> bool(np.allclose(kl, marginal_kl_to_normal(Y), atol=2e-3))
+    True
+    """
+    n = result["n"]
+    shift = result["shift"][image]
+    second = result["s2"][image] / n + 2.0 * shift * result["s1"][image] / n + shift**2
+    n_bins = int(np.ceil(np.sqrt(n)))
+    kl = np.empty(grid.edges.shape[0])
+    for j in range(kl.size):
+        lo, hi = result["min"][image, j], result["max"][image, j]
+        if hi <= lo:
+            kl[j] = np.inf
+            continue
+        e = grid.feature(j)
+        counts = result["counts"][image, j, : e.size - 1]
+        x = np.r_[lo, np.clip(e[1:-1], lo, hi), hi]
+        cum = np.r_[0.0, np.cumsum(counts)[:-1], n]
+        coarse = np.diff(np.interp(np.linspace(lo, hi, n_bins + 1), x, cum))
+        p = coarse[coarse > 1e-9] / n
+        width = (hi - lo) / n_bins
+        entropy = -np.sum(p * np.log(p / width)) + (p.size - 1) / (2.0 * n)
+        kl[j] = -entropy + _HALF_LOG_2PI + 0.5 * second[j]
+    return np.maximum(kl, 0.0)
