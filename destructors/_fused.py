@@ -58,7 +58,7 @@ def _run_blocks(X, xp, fp, slope, log_slope, counts, lo, scale, buckets,
 
 
 _run_blocks_parallel = njit(parallel=True, cache=True)(_run_blocks)
-_run_blocks_serial = njit(parallel=False, cache=True)(_run_blocks)
+_run_blocks_serial = njit(parallel=False, nogil=True, cache=True)(_run_blocks)
 
 
 def _contiguous(*arrays):

@@ -113,9 +113,9 @@ def bucket_table(xp, counts, buckets_per_knot=4):
 # One Python source, two compilations: the serial one serves small arrays and
 # calls from non-main threads (a Dask threaded scheduler), where launching a
 # parallel region from several threads at once is not safe in every Numba
-# threading layer.
+# threading layer. It releases the GIL, so such threads run it side by side.
 _piecewise_linear_parallel = njit(parallel=True, cache=True)(_piecewise_linear)
-_piecewise_linear_serial = njit(parallel=False, cache=True)(_piecewise_linear)
+_piecewise_linear_serial = njit(parallel=False, nogil=True, cache=True)(_piecewise_linear)
 
 
 def piecewise_linear(X, xp, fp, slope, log_slope, counts, table=None):

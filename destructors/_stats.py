@@ -27,7 +27,7 @@ _HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
 HIST_BINS = 2**14
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _histogram_kernel(Y, edges, n_edges, uniform, shift, counts, lo, hi, s1, s2):
     """Accumulate per-feature counts, extremes and shifted moments of ``Y``.
 
