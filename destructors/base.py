@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state as _sklearn_check_random_state
 
 from ._compat import _fit_context, check_is_fitted, validate_data
 
@@ -307,6 +307,37 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def check_random_state(seed):
+    """A ``RandomState`` from a seed, an instance, or ``None``.
+
+    As scikit-learn's, except that ``None`` gives a fresh generator seeded
+    from the operating system instead of NumPy's global one: the library
+    never draws from, or advances, the global random state.
+
+    Parameters
+    ----------
+    seed : None, int or RandomState instance
+        The seed.
+
+    Returns
+    -------
+    rng : numpy.random.RandomState
+        A generator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.base import check_random_state
+    >>> state = np.random.get_state()[1].copy()
+    >>> _ = check_random_state(None).normal()
+    >>> bool((np.random.get_state()[1] == state).all())
+    True
+    """
+    if seed is None:
+        return np.random.RandomState(np.random.SeedSequence().generate_state(1)[0])
+    return _sklearn_check_random_state(seed)
 
 
 def _standard_normal(random_state, shape):

@@ -5,12 +5,11 @@ import time
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
-from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
 from ._fused import FusedBlocks
-from .base import BaseDestructor, spawn_seeds, standard_normal_log_pdf
+from .base import BaseDestructor, check_random_state, spawn_seeds, standard_normal_log_pdf
 from .composite import CompositeDestructor, forward_through, inverse_through
 from .marginal import MarginalGaussianizer
 from .rotation import GreedyRotation, ICARotation, PCARotation, RandomRotation

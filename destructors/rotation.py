@@ -10,11 +10,10 @@ import numpy as np
 from scipy.stats import ortho_group, special_ortho_group
 from sklearn.base import ClassNamePrefixFeaturesOutMixin
 from sklearn.decomposition import FastICA
-from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
-from .base import BaseDestructor
+from .base import BaseDestructor, check_random_state
 
 
 class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
@@ -168,7 +167,7 @@ class ICARotation(_LinearDestructor):
             fun=self.fun,
             max_iter=self.max_iter,
             tol=self.tol,
-            random_state=self.random_state,
+            random_state=check_random_state(self.random_state),
         ).fit(X)
         if not np.all(np.isfinite(ica.components_)):
             raise ValueError("ICARotation failed: the data covariance is singular.")
@@ -221,7 +220,7 @@ class RandomRotation(_LinearDestructor):
             Q = np.ones((1, 1))
         else:
             group = special_ortho_group if self.proper else ortho_group
-            Q = group.rvs(d, random_state=self.random_state)
+            Q = group.rvs(d, random_state=check_random_state(self.random_state))
         return self._set_matrix(Q, np.zeros(d), Q.T)
 
 
