@@ -564,7 +564,7 @@ class _Stream:
                 _, lo, hi = self.run(MinMax())[0]
                 self.bounds = (lo, hi)
             grid = Grid.uniform(*self.bounds)
-            self.hist = (grid, self.run(Histograms([grid]))[0])
+            self.hist = (grid, self.run(Histograms([grid], bin_extremes=True))[0])
         return self.hist
 
 
@@ -605,7 +605,7 @@ def _fit_marginal(layer, stream):
         finer = grid.refined(result["counts"][0], 0.5 / max(m - 1, 1))
         if finer is None:
             break
-        grid, result = finer, stream.run(Histograms([finer]))[0]
+        grid, result = finer, stream.run(Histograms([finer], bin_extremes=True))[0]
     layer._fit_histograms(feature_histograms(result, grid))
     ends, _ = layer._forward(np.vstack([result["min"][0], result["max"][0]]))
     stream.append(layer, bounds=(ends[0], ends[1]))

@@ -28,13 +28,15 @@ HIST_BINS = 2**14
 
 
 @njit(nogil=True, cache=True)
-def _histogram_kernel(Y, edges, n_edges, uniform, shift, counts, lo, hi, s1, s2):
+def _histogram_kernel(Y, edges, n_edges, uniform, shift, counts, lo, hi, s1, s2,
+                      track, bin_lo, bin_hi):
     """Accumulate per-feature counts, extremes and shifted moments of ``Y``.
 
     Bins are ``[edges[j, k], edges[j, k + 1])``; values beyond the end edges
     fall into the end bins. A uniform grid is searched by arithmetic plus a
     correcting step, any other by bisection, so the bin always agrees with
-    ``edges``.
+    ``edges``. With ``track``, ``bin_lo``/``bin_hi`` (shaped like
+    ``counts``) also get the extremes of each bin.
     """
     n, d = Y.shape
     for j in range(d):
@@ -65,6 +67,11 @@ def _histogram_kernel(Y, edges, n_edges, uniform, shift, counts, lo, hi, s1, s2)
                         b = mid
                 k = a
             counts[j, k] += 1
+            if track:
+                if y < bin_lo[j, k]:
+                    bin_lo[j, k] = y
+                if y > bin_hi[j, k]:
+                    bin_hi[j, k] = y
             if y < lo[j]:
                 lo[j] = y
             if y > hi[j]:
@@ -218,6 +225,10 @@ class Histograms:
         One grid per image.
     maps : list of (matrix, shift) or None
         Affine images; ``None`` means the block itself (one grid).
+    bin_extremes : bool, default=False
+        Also keep the smallest and largest value in each bin (three times
+        the memory of the counts), which makes the knots of sparse tails and
+        of tied values exact (see :func:`~destructors.marginal.histogram_knots`).
 
     Examples
     --------
@@ -230,9 +241,10 @@ class Histograms:
     (2000, 1000)
     """
 
-    def __init__(self, grids, maps=None):
+    def __init__(self, grids, maps=None, bin_extremes=False):
         self.grids = list(grids)
         self.maps = maps
+        self.bin_extremes = bin_extremes
 
     def compute(self, Y):
         """Statistics of one block."""
@@ -245,6 +257,8 @@ class Histograms:
         s1 = np.zeros((k, d))
         s2 = np.zeros((k, d))
         shifts = np.empty((k, d))
+        shape = counts.shape if self.bin_extremes else (k, 1, 1)
+        bin_lo, bin_hi = np.full(shape, np.inf), np.full(shape, -np.inf)
         for c, grid in enumerate(self.grids):
             if self.maps is None or self.maps[c] is None:
                 image = Y
@@ -255,9 +269,13 @@ class Histograms:
             _histogram_kernel(
                 np.ascontiguousarray(image), grid.edges, grid.n_edges, grid.uniform,
                 shifts[c], counts[c], lo[c], hi[c], s1[c], s2[c],
+                self.bin_extremes, bin_lo[c], bin_hi[c],
             )
-        return {"n": n, "counts": counts, "min": lo, "max": hi, "s1": s1, "s2": s2,
-                "shift": shifts}
+        out = {"n": n, "counts": counts, "min": lo, "max": hi, "s1": s1, "s2": s2,
+               "shift": shifts}
+        if self.bin_extremes:
+            out["bin_min"], out["bin_max"] = bin_lo, bin_hi
+        return out
 
     @staticmethod
     def centres(grid):
@@ -269,7 +287,7 @@ class Histograms:
     @staticmethod
     def merge(a, b):
         """Statistics of two blocks together."""
-        return {
+        out = {
             "n": a["n"] + b["n"],
             "counts": a["counts"] + b["counts"],
             "min": np.minimum(a["min"], b["min"]),
@@ -278,10 +296,14 @@ class Histograms:
             "s2": a["s2"] + b["s2"],
             "shift": a["shift"],
         }
+        if "bin_min" in a:
+            out["bin_min"] = np.minimum(a["bin_min"], b["bin_min"])
+            out["bin_max"] = np.maximum(a["bin_max"], b["bin_max"])
+        return out
 
 
 def feature_histograms(result, grid, image=0):
-    """Per-feature ``(edges, counts, x_min, x_max, std)`` of one image.
+    """Per-feature ``(edges, counts, x_min, x_max, std, bin_min, bin_max)`` of one image.
 
     The tuples :meth:`MarginalGaussianizer._fit_histograms` reads.
 
@@ -297,7 +319,8 @@ def feature_histograms(result, grid, image=0):
     Returns
     -------
     features : list of tuple
-        One ``(edges, counts, x_min, x_max, std)`` per feature.
+        One ``(edges, counts, x_min, x_max, std, bin_min, bin_max)`` per
+        feature; the last two are ``None`` without per-bin extremes.
 
     Examples
     --------
@@ -305,7 +328,7 @@ def feature_histograms(result, grid, image=0):
     >>> from destructors._stats import Grid, Histograms, feature_histograms
     >>> grid = Grid.uniform([0.0], [1.0], 4)
     >>> result = Histograms([grid]).compute(np.array([[0.1], [0.9]]))
-    >>> edges, counts, lo, hi, std = feature_histograms(result, grid)[0]
+    >>> edges, counts, lo, hi, std, _, _ = feature_histograms(result, grid)[0]
     >>> counts.tolist(), lo, hi, round(std, 6)
     ([1, 0, 0, 1], 0.1, 0.9, 0.4)
     """
@@ -315,10 +338,15 @@ def feature_histograms(result, grid, image=0):
     out = []
     for j in range(grid.edges.shape[0]):
         e = grid.feature(j)
+        bins = slice(0, e.size - 1)
+        extremes = (
+            (result["bin_min"][image, j, bins], result["bin_max"][image, j, bins])
+            if "bin_min" in result else (None, None)
+        )
         out.append((
-            e, result["counts"][image, j, : e.size - 1],
+            e, result["counts"][image, j, bins],
             float(result["min"][image, j]), float(result["max"][image, j]),
-            float(np.sqrt(var[j])),
+            float(np.sqrt(var[j])), *extremes,
         ))
     return out
 

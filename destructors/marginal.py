@@ -119,15 +119,19 @@ def gaussian_knots(x_sorted, n_knots, smoothing=0.0):
 
 
 def histogram_knots(
-    edges, counts, n_knots, smoothing=0.0, *, x_min=None, x_max=None, std=None, n_effective=None
+    edges, counts, n_knots, smoothing=0.0, *, x_min=None, x_max=None, std=None,
+    n_effective=None, bin_min=None, bin_max=None,
 ):
     """Knots of :func:`gaussian_knots` from a histogram of one feature.
 
-    For data too large to sort (such as a Dask array): the empirical CDF is
-    linear between the centres of occupied bins, each at the mean level of its
-    samples (a lone sample at its plotting position ``(i + 0.5) / n``, as in
-    :func:`gaussian_knots`), and runs from ``0.5 / n`` at the sample minimum
-    to ``1 - 0.5 / n`` at the maximum. With fine bins (thousands per
+    For data too large to sort (such as a Dask array): the samples of each
+    bin are taken as evenly spread inside it (between its smallest and
+    largest value when they are given), each at its plotting position
+    ``(i + 0.5) / n`` as in :func:`gaussian_knots`, and the empirical CDF is
+    linear between them, from ``0.5 / n`` at the exact sample minimum to
+    ``1 - 0.5 / n`` at the maximum. With the per-bin extremes, bins of one
+    or two samples (sparse tails) and bins of one tied value (atoms) give
+    exactly the sorted-sample CDF. With fine bins (thousands per
     feature) the knots agree with those of the sorted sample to within a
     fraction of a bin.
 
@@ -151,6 +155,8 @@ def histogram_knots(
         Sample size that sets the quantile levels and the bandwidth, as
         ``n`` does in :func:`gaussian_knots` (e.g. a subsample size); ``None``
         uses the total count.
+    bin_min, bin_max : ndarray of shape (n_bins,) or None, default=None
+        Smallest and largest sample in each bin (any value for empty bins).
 
     Returns
     -------
@@ -176,16 +182,27 @@ def histogram_knots(
         raise ValueError("histogram_knots needs a histogram with at least one sample.")
     lo = edges[occupied[0]] if x_min is None else float(x_min)
     hi = edges[occupied[-1] + 1] if x_max is None else float(x_max)
-    # Each occupied bin is a grid point at its centre with the mean CDF level
-    # of its samples, as the sorted path puts sample i at level (i + 0.5) / n;
-    # the exact extremes close the grid at levels 0.5 / n and 1 - 0.5 / n.
+    # The sorted path puts sample i at level (i + 0.5) / n. Here the c samples
+    # of a bin are taken as evenly spread inside it: its first and last sample
+    # are two grid points (one for a lone sample), at the bin's extremes when
+    # known, and the exact sample extremes replace the outermost points.
     c = counts[occupied]
-    level = np.cumsum(c) - 0.5 * c
-    centre = np.clip(0.5 * (edges[occupied] + edges[occupied + 1]), lo, hi)
-    inside = (level > 0.5) & (level < total - 0.5)
-    x = np.r_[lo, centre[inside], hi]
-    cdf = np.r_[0.5, level[inside], total - 0.5] / total
-    sf = np.r_[total - 0.5, total - level[inside], 0.5] / total
+    below = np.cumsum(c) - c
+    if bin_min is not None and bin_max is not None:
+        first = np.asarray(bin_min, dtype=np.float64)[occupied]
+        last = np.asarray(bin_max, dtype=np.float64)[occupied]
+    else:
+        left, right = edges[occupied], edges[occupied + 1]
+        pad = 0.5 * (right - left) / c
+        first, last = left + pad, right - pad
+    x = np.column_stack([first, last]).ravel()
+    level = np.column_stack([below + 0.5, below + c - 0.5]).ravel()
+    keep = np.column_stack([np.ones(c.size, dtype=bool), c > 1]).ravel()
+    x, level = x[keep], level[keep]
+    x[0], x[-1] = lo, hi
+    x = np.minimum.accumulate(np.maximum.accumulate(x)[::-1])[::-1]
+    cdf = level / total
+    sf = (total - level) / total
     n = int(round(total)) if n_effective is None else int(min(n_effective, total))
     if smoothing > 0:
         if std is None:
@@ -314,24 +331,29 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         """Fit from per-feature histograms instead of a sample.
 
         ``histograms`` holds, for each feature, ``(edges, counts, x_min,
-        x_max, std)`` of all rows (see :func:`histogram_knots`). The total
-        count ``n`` is used in full for the CDF, while ``min(n, subsample)``
-        sets the resolution (``n_knots="auto"``) and the bandwidth, so the
-        model has the complexity of an in-memory fit on the same rows.
+        x_max, std, bin_min, bin_max)`` of all rows (see
+        :func:`histogram_knots`; the per-bin extremes may be ``None``). The
+        total count ``n`` is used in full for the CDF, while
+        ``min(n, subsample)`` sets the resolution (``n_knots="auto"``) and
+        the bandwidth, so the model has the complexity of an in-memory fit on
+        the same rows.
         """
         n = int(round(np.sum(histograms[0][1])))
         n_eff = min(n, self.subsample)
         n_knots = self._resolution(n_eff)
-        knots = [
-            histogram_knots(
-                edges, counts, n_knots, self.smoothing,
-                x_min=x_min, x_max=x_max, std=std, n_effective=n_eff,
-            )
-            for edges, counts, x_min, x_max, std in histograms
-        ]
-        # A histogram counts no distinct values: only constants are flagged.
-        n_unique = np.array([1 if h[2] == h[3] else n for h in histograms])
-        self._warn_degenerate(n_unique, n)
+        knots = []
+        n_unique = np.full(len(histograms), n_eff)
+        for j, (edges, counts, x_min, x_max, std, bin_min, bin_max) in enumerate(histograms):
+            knots.append(histogram_knots(
+                edges, counts, n_knots, self.smoothing, x_min=x_min, x_max=x_max,
+                std=std, n_effective=n_eff, bin_min=bin_min, bin_max=bin_max,
+            ))
+            occupied = np.flatnonzero(counts)
+            if x_min == x_max:
+                n_unique[j] = 1
+            elif bin_min is not None and np.all(bin_min[occupied] == bin_max[occupied]):
+                n_unique[j] = occupied.size  # one value per bin: exact
+        self._warn_degenerate(n_unique, n_eff)
         return self._set_knots(knots)
 
     def _set_knots(self, knots):
