@@ -1,8 +1,11 @@
 """Test collection settings shared by the test suite and the doctests."""
 
+# Running __main__.py would start the command line during doctest collection.
+collect_ignore = ["destructors/__main__.py"]
+
 # The Dask front end imports Dask at module level; without the optional
 # extra, skip its doctests (tests/test_dask.py skips itself).
 try:
     import dask.array  # noqa: F401
 except ImportError:
-    collect_ignore = ["destructors/_dask.py"]
+    collect_ignore.append("destructors/_dask.py")
