@@ -72,11 +72,15 @@ import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils import check_random_state
 
 from ._compat import check_is_fitted
 from ._stats import Grid, Histograms, MinMax, Moments, feature_histograms, kl_to_normal
-from .base import _check_finite_output, spawn_seeds, standard_normal_log_pdf
+from .base import (
+    _check_finite_output,
+    check_random_state,
+    spawn_seeds,
+    standard_normal_log_pdf,
+)
 from .composite import CompositeDestructor
 from .deep import DeepDestructor, _seed_layer
 from .marginal import MarginalGaussianizer

@@ -7,11 +7,10 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import ndtri
 from sklearn.base import OneToOneFeatureMixin
-from sklearn.utils import check_random_state
 
 from ._compat import Interval, StrOptions
 from ._kernels import bucket_table, piecewise_linear
-from .base import BaseDestructor
+from .base import BaseDestructor, check_random_state
 
 # Gauss-Hermite rule (probabilists' weights, normalised) for smoothing the
 # empirical CDF with a Gaussian kernel: E[F_n(x - h e)], e ~ N(0, 1).
