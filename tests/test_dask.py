@@ -33,6 +33,7 @@ from destructors import (  # noqa: E402
     RandomRotation,
 )
 from destructors._dask import _Stream, fit_layer  # noqa: E402
+from destructors._kernels import _PARALLEL_MIN_ELEMENTS  # noqa: E402
 
 # Held-out log-likelihood of a Dask fit vs the NumPy fit of the same rows, in
 # nats per sample. The marginal CDFs come from 2**14-bin histograms instead
@@ -195,7 +196,9 @@ def test_kernels_are_thread_safe_and_thread_count_independent(fitted_models):
     rng = np.random.default_rng(1)
     # Above the parallel threshold: the main thread runs the parallel kernel,
     # worker threads the serial one; both must give the same numbers.
-    inputs = [X[rng.permutation(X.shape[0])] for _ in range(12)]
+    big = np.tile(X, (3, 1))
+    assert big.size >= _PARALLEL_MIN_ELEMENTS
+    inputs = [big[rng.permutation(big.shape[0])] for _ in range(12)]
     expected = [model.score_samples(x) for x in inputs]
     expected_inverse = [model.inverse_transform(model.transform(x)) for x in inputs]
     barrier = threading.Barrier(6)
@@ -206,7 +209,12 @@ def test_kernels_are_thread_safe_and_thread_count_independent(fitted_models):
         return model.score_samples(inputs[i]), model.inverse_transform(model.transform(inputs[i]))
 
     with ThreadPoolExecutor(max_workers=6) as pool:
-        results = list(pool.map(work, range(len(inputs))))
+        futures = [pool.submit(work, i) for i in range(len(inputs))]
+        # Meanwhile the main thread runs the parallel kernel.
+        main = [model.score_samples(x) for x in inputs[:3]]
+        results = [f.result() for f in futures]
+    for score, e_score in zip(main, expected, strict=False):
+        np.testing.assert_array_equal(score, e_score)
     for (score, back), e_score, e_back in zip(results, expected, expected_inverse, strict=True):
         np.testing.assert_array_equal(score, e_score)
         np.testing.assert_array_equal(back, e_back)
