@@ -47,8 +47,9 @@ def _run_blocks(X, xp, fp, slope, log_slope, counts, lo, scale, buckets,
                             buf[r, a] = s
                         acc[r] += const_log_det[step]
                 else:
-                    for r in range(r1 - r0):
-                        for j in range(d):
+                    # Feature-major: one feature's knots stay in L1 across the chunk.
+                    for j in range(d):
+                        for r in range(r1 - r0):
                             x = buf[r, j]
                             k = _segment(xs, j, cnt[j], x, lo_s[j], sc_s[j], bk)
                             buf[r, j] = fs[j, k] + sl[j, k] * (x - xs[j, k])
