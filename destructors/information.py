@@ -1,0 +1,704 @@
+"""Information measures from Gaussianization: TC, entropy, MI and KL divergence.
+
+Rotation-Based Iterative Gaussianization turns multivariate information
+estimation into a sequence of one-dimensional problems. Write
+``KL(p_x || N(0, I)) = TC(x) + sum_d KL(p_{x_d} || N(0, 1))``. A marginal
+Gaussianization zeroes the marginal terms and leaves the total correlation
+``TC`` (multi-information: sum of marginal entropies minus the joint
+entropy) unchanged; a rotation keeps the joint entropy and moves part of the
+total correlation into marginal non-Gaussianity, which the next marginal
+step removes. Each layer's reduction is therefore a difference of
+one-dimensional entropies, and the reductions add up to ``TC(x)`` once the
+data are Gaussian. Everything else follows:
+
+- ``entropy(X) = sum_d H(x_d) - TC(X)``;
+- ``mutual_information(X, Y) = TC([f_X(X), f_Y(Y)])`` with ``f_X``, ``f_Y``
+  Gaussianizations of each block (MI is invariant to invertible maps of
+  each block);
+- ``kl_divergence(X, Y) = KL(f_Y(X) || N(0, I))``, the non-Gaussianity of
+  ``X`` pushed through ``Y``'s Gaussianization.
+
+All values are in nats (``base=2`` for bits).
+
+Estimator
+---------
+Each layer is a :class:`MarginalGaussianizer` (no smoothing: the map is
+exactly equivariant to rescaling and shifting a feature) followed by a
+rotation: PCA in the first layer, so Gaussian data are done in one layer,
+then :class:`GreedyRotation`, which picks among PCA and random rotations the
+one exposing most non-Gaussianity. A layer's reduction is
+``sum_d [H(y0_d) - H(y_d)] + log|det W| - log|det W0| - TC0``, with ``y`` the
+layer's output, ``y0`` the output of the same layer applied to the
+Gaussianized data with every column shuffled independently (which has the
+same marginals and no total correlation; in the first layer the rotation is
+refitted on the shuffled data, in later layers it is reused), ``W``, ``W0``
+the linear maps and ``TC0`` the exact total correlation a linear map creates
+from independent Gaussian columns (zero for rotations). Entropies are
+histogram estimates, whose bias is common to both terms and cancels:
+in-sample Gaussianized columns are far more regular than a random sample,
+and the shuffle baseline has exactly the same regularity. Fitting stops
+once ``patience`` layers in a row remove less than twice the noise level of
+a layer on Gaussian data of the same size, ``2 * sigma(n) * sqrt(2 D)``
+(``sigma(n) ~ 1.15 n**-0.8``, see
+:func:`destructors._entropy.negentropy_noise`), and the trailing layers below
+it are dropped.
+
+Bias
+----
+- Gaussian data: the first PCA layer captures ``TC`` and the shuffle
+  baseline, refitted, removes the ``~D (D - 1) / (4 n)`` nats a PCA fitted
+  to sample correlations would add; the estimate is then the Gaussian-copula
+  estimate, with relative errors well under 1 % for ``n >= 5000`` and
+  ``D <= 10``.
+- Non-Gaussian dependence: Gaussianization converges slowly in many
+  dimensions, and layers that remove less than the noise level are not
+  counted, so ``TC`` is *under*-estimated, by an amount that grows with
+  ``D`` and shrinks with ``n``: a few hundredths of a nat in two or three
+  dimensions, tenths of a nat (5-15 % of ``TC``) for ten-dimensional linear
+  mixtures of non-Gaussian sources at ``n`` from 1000 to 20000. The greedy
+  rotation's choice of the best of a few candidates adds a small positive
+  bias per layer (about ``1e-3`` nats in ten dimensions at ``n = 5000``).
+- Small ``n``: the noise floor ``sigma(n)`` is about ``4e-3`` nats per
+  feature and layer at ``n = 1000``; structure weaker than that is not
+  detected (independent data give exactly zero most of the time).
+- Marginal entropies (for :func:`entropy`) use the one-dimensional
+  k-nearest-neighbour estimate, whose bias is a few thousandths of a nat;
+  its standard deviation, about ``sqrt(Var[log p(x_d)] / n)``, is the
+  dominant random error of :func:`entropy` in few dimensions.
+- :func:`kl_divergence` pushes ``X`` through a model fitted on ``Y``; the
+  model's own error shows up as a small positive bias (KL of two samples of
+  the same distribution is about ``0.01-0.05`` nats in a few dimensions at
+  ``n = 5000``).
+
+The benchmark ``benchmarks/bench_information.py`` measures these errors
+against closed forms and a k-nearest-neighbour reference.
+"""
+
+import numbers
+import time
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import Bunch, check_array
+
+from ._compat import check_is_fitted
+from ._entropy import (
+    gaussian_total_correlation,
+    knn_entropy,
+    marginal_entropy,
+    marginal_kl_to_normal,
+    negentropy_noise,
+)
+from .base import check_random_state, spawn_seeds, standard_normal_log_pdf
+from .composite import CompositeDestructor
+from .deep import RBIG, DeepDestructor
+from .marginal import MarginalGaussianizer
+from .rotation import PCARotation, RandomRotation, _LinearDestructor
+
+__all__ = ["entropy", "kl_divergence", "mutual_information", "total_correlation"]
+
+_MIN_SAMPLES = 20
+_N_NEIGHBORS = 10
+_N_RANDOM = 4
+_PATIENCE = 10
+_MAX_LAYERS = 300
+_Z = 1.0
+_HALF_LOG_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+# -- validation ---------------------------------------------------------------
+
+
+def _check_data(X, name="X"):
+    """Validate one data block: finite floats, 2-D (1-D is one feature)."""
+    X = check_array(
+        X, dtype=np.float64, ensure_2d=False, ensure_all_finite=True, input_name=name
+    )
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 1-D or 2-D, got an array of shape {X.shape}.")
+    if X.shape[0] < _MIN_SAMPLES:
+        raise ValueError(
+            f"{name} has {X.shape[0]} samples; information estimates need at "
+            f"least {_MIN_SAMPLES}."
+        )
+    if X.shape[1] < 1:
+        raise ValueError(f"{name} has no features.")
+    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
+    if constant.size:
+        raise ValueError(
+            f"Features {constant.tolist()} of {name} are constant: a constant "
+            "has no density, so its differential entropy is -inf and its total "
+            "correlation with anything is undefined. Drop these features."
+        )
+    return X
+
+
+def _scale(base):
+    """Factor converting nats to the requested unit."""
+    if base is None:
+        return 1.0
+    if (
+        isinstance(base, bool)
+        or not isinstance(base, numbers.Real)
+        or not np.isfinite(base)
+        or base <= 0
+        or base == 1
+    ):
+        raise ValueError(
+            f"base must be None (nats) or a positive number other than 1, got {base!r}."
+        )
+    return 1.0 / np.log(float(base))
+
+
+def _check_estimator(estimator):
+    """``None`` or a DeepDestructor (RBIG included); tell if it is fitted."""
+    if estimator is None:
+        return False
+    if not isinstance(estimator, DeepDestructor):
+        raise ValueError(
+            "estimator must be None or a DeepDestructor such as RBIG, got "
+            f"{type(estimator).__name__}."
+        )
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+def _check_method(method):
+    if method not in ("gaussianization", "likelihood"):
+        raise ValueError(
+            f"method must be 'gaussianization' or 'likelihood', got {method!r}."
+        )
+
+
+# -- per-layer reductions -----------------------------------------------------
+
+
+def _layer_steps(layer):
+    """``(marginal, [linear, ...])`` of a fitted layer, or a ValueError."""
+    steps = getattr(layer, "layers_", None)
+    if (
+        not isinstance(layer, CompositeDestructor)
+        or steps is None
+        or len(steps) < 2
+        or not isinstance(steps[0], MarginalGaussianizer)
+        or not all(isinstance(s, _LinearDestructor) for s in steps[1:])
+    ):
+        raise ValueError(
+            "Information estimates need layers made of a MarginalGaussianizer "
+            "followed by linear maps (PCARotation, RandomRotation, "
+            f"GreedyRotation, ICARotation); got {layer!r}."
+        )
+    return steps[0], steps[1:]
+
+
+def _shuffle_columns(G, rng):
+    """Each column permuted independently: same marginals, no dependence."""
+    n, d = G.shape
+    order = rng.permuted(np.tile(np.arange(n), (d, 1)), axis=1).T
+    return np.take_along_axis(G, order, axis=0)
+
+
+def _layer_reduction(layer, X, rng, refit):
+    """Total correlation a fitted layer removes from ``X``; also its output.
+
+    See the module docstring: histogram entropies of the output and of the
+    output of the shuffled input, so that the estimator's bias cancels; with
+    ``refit`` the linear maps are refitted on the shuffled data, so the
+    optimism of fitting them (a PCA fitted to sample correlations) cancels
+    too.
+    """
+    marginal, linears = _layer_steps(layer)
+    G, _ = marginal._forward(X)
+    Y, Y0 = G, _shuffle_columns(G, rng)
+    log_det = log_det0 = 0.0
+    W0 = np.eye(G.shape[1])
+    for step in linears:
+        Y, ld = step._forward(Y)
+        step0 = clone(step).fit(Y0) if refit else step
+        Y0, ld0 = step0._forward(Y0)
+        log_det += float(ld[0])
+        log_det0 += float(ld0[0])
+        W0 = step0.matrix_ @ W0
+    H, H0 = marginal_entropy(Y), marginal_entropy(Y0)
+    finite = np.isfinite(H) & np.isfinite(H0)
+    variances = G.var(axis=0)
+    null_tc = gaussian_total_correlation(W0 @ (variances[:, None] * W0.T))
+    reduction = np.sum(H0[finite] - H[finite]) + log_det - log_det0 - null_tc
+    return float(reduction), Y
+
+
+def _walk(model, X, rng):
+    """Per-layer reductions of a fitted DeepDestructor on data ``X``."""
+    reductions = []
+    for i, layer in enumerate(model.layers_):
+        reduction, X = _layer_reduction(layer, X, rng, refit=(i == 0))
+        reductions.append(reduction)
+    return np.asarray(reductions), X
+
+
+def _information_layer(rotation, seed, n_knots="auto"):
+    marginal = MarginalGaussianizer(n_knots=n_knots, smoothing=0.0, random_state=seed)
+    return CompositeDestructor([marginal, rotation])
+
+
+def _greedy_layer(Z, seed, rng):
+    """Fit one layer whose rotation is chosen on half of the rows.
+
+    The candidates are PCA and ``_N_RANDOM`` Haar rotations, all fitted on
+    every row; the one whose output on rows ``A`` has the largest summed
+    marginal KL to N(0, 1) (the most non-Gaussianity to remove, as in
+    :class:`GreedyRotation`) wins. Returns the fitted layer, its output,
+    log-determinant and the rows ``B`` on which the reduction is measured:
+    choosing the best of several candidates on the same rows as the
+    measurement would count the winner's luck as total correlation.
+    """
+    n = Z.shape[0]
+    seeds = spawn_seeds(seed, _N_RANDOM + 1)
+    marginal = MarginalGaussianizer(smoothing=0.0, random_state=int(seeds[0]))
+    G, _ = marginal._fit_forward(Z)
+    order = rng.permutation(n)
+    rows_a, rows_b = order[: n // 2], order[n // 2 :]
+    candidates = [PCARotation()] + [RandomRotation(random_state=int(s)) for s in seeds[1:]]
+    scores = []
+    for candidate in candidates:
+        candidate.fit(G)
+        Y_a, _ = candidate._forward(G[rows_a])
+        scores.append(float(np.sum(marginal_kl_to_normal(Y_a))))
+    winner = clone(candidates[int(np.argmax(scores))])
+    layer = _information_layer(winner, int(seeds[0]))
+    Z_next, log_det = layer._fit_forward(Z)
+    return layer, Z_next, log_det, rows_b
+
+
+def _fit_gaussianization(X, seed):
+    """Greedy layers until the reductions reach the noise floor.
+
+    Returns a fitted :class:`DeepDestructor` (its ``tc_reduction_`` holds
+    the reductions of every layer tried) and the number of leading layers
+    whose reductions count: the trailing ones below the noise floor are
+    dropped.
+    """
+    start = time.perf_counter()
+    n, d = X.shape
+    seeds = spawn_seeds(seed, _MAX_LAYERS + 1)
+    rng = np.random.default_rng(int(seeds[-1]))
+    tol_first = _Z * negentropy_noise(n) * np.sqrt(2.0 * d)
+    tol = _Z * negentropy_noise(n - n // 2) * np.sqrt(2.0 * d)
+    layers, reductions, train_score = [], [], []
+    log_det = np.zeros(n)
+    n_keep = stale = 0
+    Z = X
+    for i in range(_MAX_LAYERS):
+        if i == 0:
+            # PCA, so Gaussian data are done in one layer, and one knot per
+            # sample: the raw marginals, however skewed or heavy-tailed,
+            # become exact normal scores, so no marginal non-Gaussianity is
+            # left for a rotation to pass off as dependence.
+            layer = _information_layer(PCARotation(), int(seeds[0]), n_knots=n)
+            Z_next, ld = layer._fit_forward(Z)
+            reduction, _ = _layer_reduction(layer, Z, rng, refit=True)
+            threshold = tol_first
+        else:
+            layer, Z_next, ld, rows_b = _greedy_layer(Z, int(seeds[i]), rng)
+            reduction, _ = _layer_reduction(layer, Z[rows_b], rng, refit=False)
+            threshold = tol
+        Z = Z_next
+        log_det += ld
+        layers.append(layer)
+        reductions.append(reduction)
+        train_score.append(float(np.mean(standard_normal_log_pdf(Z) + log_det)))
+        if reduction >= threshold:
+            n_keep, stale = i + 1, 0
+        else:
+            stale += 1
+        if stale >= _PATIENCE:
+            break
+    model = DeepDestructor(
+        _information_layer(PCARotation(), None),
+        max_layers=_MAX_LAYERS,
+        early_stopping=False,
+        n_iter_no_change=_PATIENCE,
+        tol=tol,
+        random_state=seed,
+    )
+    # Install the layers as the fit on Dask arrays does: the result is the
+    # ordinary in-memory model (transform, score_samples, sample all work).
+    model.n_features_in_ = d
+    model._set_layers(layers[: max(n_keep, 1)])
+    model.train_score_ = np.asarray(train_score)
+    model.validation_score_ = None
+    model.tc_reduction_ = np.asarray(reductions)
+    model.fit_time_ = time.perf_counter() - start
+    return model, n_keep
+
+
+def _gaussianize(X, estimator, fitted, seed):
+    """Fit (or reuse) a Gaussianization of ``X``.
+
+    Returns the model, the per-layer reductions, the number of leading
+    reductions that count and their sum (the total correlation, nats).
+    """
+    if estimator is None:
+        model, n_count = _fit_gaussianization(X, seed)
+        reductions = model.tc_reduction_
+    else:
+        if fitted:
+            model = estimator
+            if model.n_features_in_ != X.shape[1]:
+                raise ValueError(
+                    f"The fitted estimator expects {model.n_features_in_} "
+                    f"features, the data have {X.shape[1]}."
+                )
+        else:
+            model = clone(estimator).set_params(random_state=seed).fit(X)
+        reductions, _ = _walk(model, X, np.random.default_rng(seed))
+        n_count = reductions.size
+    return model, reductions, n_count, float(np.sum(reductions[:n_count]))
+
+
+# -- public measures ----------------------------------------------------------
+
+
+def total_correlation(X, *, estimator=None, base=None, random_state=None, return_details=False):
+    """Total correlation (multi-information) of the features of ``X``.
+
+    ``TC(X) = sum_d H(X_d) - H(X)``: zero if and only if the features are
+    independent, invariant to any invertible map of each feature. Estimated
+    as the sum over Gaussianization layers of the total correlation each
+    layer removes (see the module docstring for the estimator and its bias).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Samples (a 1-D array is one feature), at least 20, no constant
+        feature.
+    estimator : DeepDestructor or None, default=None
+        ``None`` fits the module's Gaussianization (first layer PCA, then
+        greedy rotations, noise-floor stopping). An unfitted
+        :class:`~destructors.DeepDestructor` or :class:`~destructors.RBIG`
+        (with rotation layers) is cloned and fitted on ``X`` with its own
+        stopping rule; a fitted one is used as is, ``X`` pushed through its
+        layers (``X`` may then be held-out data).
+    base : float or None, default=None
+        Logarithm base of the result: ``None`` for nats, ``2`` for bits.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the layers and the shuffles; ``None`` is not reproducible.
+    return_details : bool, default=False
+        Also return a :class:`~sklearn.utils.Bunch` with the fitted
+        ``estimator``, the per-layer ``layer_reductions`` (in the requested
+        unit; only the first ``n_layers`` count) and ``n_layers``.
+
+    Returns
+    -------
+    tc : float
+        Estimated total correlation.
+    details : Bunch
+        Only with ``return_details=True``.
+
+    See Also
+    --------
+    mutual_information : Total correlation between two blocks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.information import total_correlation
+    >>> rng = np.random.default_rng(0)
+    >>> cov = [[1.0, 0.8], [0.8, 1.0]]
+    >>> X = rng.multivariate_normal([0, 0], cov, size=5000)
+    >>> round(float(-0.5 * np.log(1 - 0.8**2)), 3)  # closed form
+    0.511
+    >>> tc = total_correlation(X, random_state=0)
+    >>> bool(abs(tc - 0.511) < 0.03)
+    True
+    >>> bool(abs(total_correlation(X * [1e3, -2.0] + 7, random_state=0) - tc) < 1e-6)
+    True
+    """
+    X = _check_data(X)
+    scale = _scale(base)
+    fitted = _check_estimator(estimator)
+    seed = int(spawn_seeds(check_random_state(random_state), 1)[0])
+    model, reductions, n_count, tc = _gaussianize(X, estimator, fitted, seed)
+    if not return_details:
+        return tc * scale
+    details = Bunch(
+        total_correlation=tc * scale,
+        estimator=model,
+        layer_reductions=reductions * scale,
+        n_layers=n_count,
+    )
+    return tc * scale, details
+
+
+def entropy(
+    X, *, estimator=None, method="gaussianization", base=None, random_state=None,
+    return_details=False,
+):
+    """Joint differential entropy of ``X``.
+
+    With ``method="gaussianization"`` (default), ``H(X) = sum_d H(X_d) -
+    TC(X)``: one-dimensional k-nearest-neighbour entropies of the features
+    minus :func:`total_correlation`. With ``method="likelihood"``, the cross
+    check: minus the mean held-out log-likelihood of a density model
+    (two-fold: fit on one half, score the other, average). That is a
+    cross-entropy, an upper bound on ``H`` by the model's KL divergence from
+    the data.
+
+    Rescaling feature ``d`` by ``a`` adds ``log|a|`` exactly; shifting it
+    changes nothing.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Samples (a 1-D array is one feature), at least 20, no constant
+        feature; no feature may repeat one value more than 10 times.
+    estimator : DeepDestructor or None, default=None
+        As in :func:`total_correlation`. For ``method="likelihood"`` it is
+        the density model (cloned for each fold); ``None`` means
+        ``RBIG(random_state=...)`` with its defaults.
+    method : {"gaussianization", "likelihood"}, default="gaussianization"
+        Which estimate.
+    base : float or None, default=None
+        Logarithm base: ``None`` for nats, ``2`` for bits.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fits and the shuffles.
+    return_details : bool, default=False
+        Also return a Bunch: ``marginal_entropies``, ``total_correlation``,
+        ``estimator``, ``layer_reductions`` (gaussianization), or
+        ``fold_entropies``, ``estimators`` (likelihood).
+
+    Returns
+    -------
+    h : float
+        Estimated entropy.
+    details : Bunch
+        Only with ``return_details=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.information import entropy
+    >>> rng = np.random.default_rng(0)
+    >>> A = np.array([[1.0, 0.5], [0.2, 1.0]])
+    >>> X = rng.uniform(size=(5000, 2)) @ A.T  # unit square, mixed
+    >>> true = np.log(abs(np.linalg.det(A)))  # uniform sources: H = 0
+    >>> bool(abs(entropy(X, random_state=0) - true) < 0.05)
+    True
+    """
+    X = _check_data(X)
+    scale = _scale(base)
+    _check_method(method)
+    fitted = _check_estimator(estimator)
+    rs = check_random_state(random_state)
+    if method == "likelihood":
+        return _likelihood_entropy(X, estimator, rs, scale, return_details)
+    marginals = knn_entropy(X, _N_NEIGHBORS)
+    seed = int(spawn_seeds(rs, 1)[0])
+    model, reductions, _, tc = _gaussianize(X, estimator, fitted, seed)
+    h = float(np.sum(marginals) - tc) * scale
+    if not return_details:
+        return h
+    return h, Bunch(
+        entropy=h,
+        marginal_entropies=marginals * scale,
+        total_correlation=tc * scale,
+        estimator=model,
+        layer_reductions=reductions * scale,
+    )
+
+
+def _likelihood_entropy(X, estimator, rs, scale, return_details):
+    seeds = spawn_seeds(rs, 3)
+    template = RBIG() if estimator is None else estimator
+    order = np.random.default_rng(int(seeds[0])).permutation(X.shape[0])
+    halves = np.array_split(order, 2)
+    folds, models = [], []
+    for k, (fit_rows, score_rows) in enumerate([halves, halves[::-1]]):
+        model = clone(template).set_params(random_state=int(seeds[k + 1])).fit(X[fit_rows])
+        folds.append(-model.score(X[score_rows]))
+        models.append(model)
+    h = float(np.mean(folds)) * scale
+    if not return_details:
+        return h
+    return h, Bunch(entropy=h, fold_entropies=np.asarray(folds) * scale, estimators=models)
+
+
+def mutual_information(
+    X, Y, *, estimator=None, base=None, random_state=None, return_details=False
+):
+    """Mutual information between the blocks ``X`` and ``Y``.
+
+    Each block is Gaussianized on its own, then ``I(X; Y)`` is the total
+    correlation of the concatenated latents ``[f_X(X), f_Y(Y)]``: MI is
+    invariant to invertible maps of each block, and the Gaussianized blocks
+    have no total correlation left inside. So the estimate is invariant to
+    rescaling, shifting and (up to the resolution of the marginal maps) any
+    monotone transform of each feature.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features_x)
+        First block (1-D is one feature).
+    Y : array-like of shape (n_samples, n_features_y)
+        Second block, same rows.
+    estimator : DeepDestructor or None, default=None
+        ``None``: the module's Gaussianization for all three fits.
+        Otherwise a template, cloned for each fit (a fitted estimator is
+        cloned too: it cannot serve both blocks).
+    base : float or None, default=None
+        Logarithm base: ``None`` for nats, ``2`` for bits.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fits and the shuffles.
+    return_details : bool, default=False
+        Also return a Bunch with ``estimator_x``, ``estimator_y``,
+        ``estimator_joint`` and the joint ``layer_reductions``.
+
+    Returns
+    -------
+    mi : float
+        Estimated mutual information.
+    details : Bunch
+        Only with ``return_details=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.information import mutual_information
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=4000)
+    >>> y = 0.6 * x + 0.8 * rng.normal(size=4000)  # correlation 0.6
+    >>> true = -0.5 * np.log(1 - 0.6**2)
+    >>> bool(abs(mutual_information(x, np.exp(y), random_state=0) - true) < 0.03)
+    True
+    """
+    X = _check_data(X, "X")
+    Y = _check_data(Y, "Y")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            f"X and Y must have the same number of samples, got {X.shape[0]} "
+            f"and {Y.shape[0]}."
+        )
+    scale = _scale(base)
+    _check_estimator(estimator)
+    template = None if estimator is None else clone(estimator)
+    seeds = spawn_seeds(check_random_state(random_state), 3)
+    models = []
+    latents = []
+    for block, seed in zip((X, Y), seeds[:2], strict=True):
+        model, _, _, _ = _gaussianize(block, template, False, int(seed))
+        models.append(model)
+        latents.append(model.transform(block))
+    joint = np.hstack(latents)
+    model_j, reductions, _, mi = _gaussianize(joint, template, False, int(seeds[2]))
+    mi *= scale
+    if not return_details:
+        return mi
+    return mi, Bunch(
+        mutual_information=mi,
+        estimator_x=models[0],
+        estimator_y=models[1],
+        estimator_joint=model_j,
+        layer_reductions=reductions * scale,
+    )
+
+
+def kl_divergence(
+    X, Y, *, estimator=None, base=None, random_state=None, return_details=False
+):
+    """Kullback-Leibler divergence ``KL(P_X || P_Y)`` from samples of each.
+
+    A Gaussianization ``f`` is fitted on ``Y`` and ``X`` is pushed through
+    it. KL divergence is invariant to a common invertible map, and ``f``
+    maps ``P_Y`` to ``N(0, I)``, so ``KL(P_X || P_Y) = KL(U || N(0, I))``
+    with ``U = f(X)``, which is ``TC(U) + sum_d KL(U_d || N(0, 1))``: the
+    total correlation of ``U`` (:func:`total_correlation`) plus
+    one-dimensional terms (k-nearest-neighbour entropy and the second
+    moment).
+
+    Strictly, the estimate is ``KL(P_X || Q)`` with ``Q`` the fitted model
+    of ``Y``: the model's error where ``X`` has mass adds to it (positive
+    for two samples of one distribution, of either sign otherwise; a few
+    hundredths of a nat in two or three dimensions at ``n = 5000``, more
+    where ``X`` reaches far into the tails of ``Y``).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples_x, n_features)
+        Samples of ``P_X`` (1-D is one feature).
+    Y : array-like of shape (n_samples_y, n_features)
+        Samples of ``P_Y``, same features.
+    estimator : DeepDestructor or None, default=None
+        The density model of ``Y``, whose map ``f`` is used: ``None`` fits
+        ``RBIG(random_state=...)`` with its defaults (kernel-smoothed
+        marginal CDFs, depth chosen by held-out likelihood: what matters
+        here is how well the model generalizes, in particular its tails,
+        where ``X`` may put more mass than ``Y``); an unfitted estimator is
+        cloned and fitted on ``Y``; a fitted one is taken as already fitted
+        on ``Y``. The total correlation of ``U`` always uses the module's
+        Gaussianization.
+    base : float or None, default=None
+        Logarithm base: ``None`` for nats, ``2`` for bits.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fits and the shuffles.
+    return_details : bool, default=False
+        Also return a Bunch with ``total_correlation`` and ``marginal_kl``
+        (of ``U``), ``estimator_y`` and ``estimator_u``.
+
+    Returns
+    -------
+    kl : float
+        Estimated divergence (not clipped at zero: values slightly below
+        zero mean "indistinguishable at this sample size").
+    details : Bunch
+        Only with ``return_details=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.information import kl_divergence
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(1.0, 1.0, size=(4000, 1))
+    >>> Y = rng.normal(0.0, 2.0, size=(4000, 1))
+    >>> true = np.log(2.0) + (1 + 1) / (2 * 4) - 0.5  # KL(N(1, 1) || N(0, 4))
+    >>> bool(abs(kl_divergence(X, Y, random_state=0) - true) < 0.03)
+    True
+    """
+    X = _check_data(X, "X")
+    Y = _check_data(Y, "Y")
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(
+            f"X and Y must have the same number of features, got {X.shape[1]} "
+            f"and {Y.shape[1]}."
+        )
+    scale = _scale(base)
+    fitted = _check_estimator(estimator)
+    seeds = spawn_seeds(check_random_state(random_state), 2)
+    if fitted:
+        model_y = estimator
+        if model_y.n_features_in_ != Y.shape[1]:
+            raise ValueError(
+                f"The fitted estimator expects {model_y.n_features_in_} features, "
+                f"X and Y have {Y.shape[1]}."
+            )
+    else:
+        template = RBIG() if estimator is None else estimator
+        model_y = clone(template).set_params(random_state=int(seeds[0])).fit(Y)
+    U = model_y.transform(X)
+    marginal_kl = -knn_entropy(U, _N_NEIGHBORS) + _HALF_LOG_2PI + 0.5 * np.mean(U**2, axis=0)
+    model_u, _, _, tc = _gaussianize(U, None, False, int(seeds[1]))
+    kl = (tc + float(np.sum(marginal_kl))) * scale
+    if not return_details:
+        return kl
+    return kl, Bunch(
+        kl_divergence=kl,
+        total_correlation=tc * scale,
+        marginal_kl=marginal_kl * scale,
+        estimator_y=model_y,
+        estimator_u=model_u,
+    )
