@@ -584,6 +584,22 @@ def _fit(args):
     return EXIT_OK
 
 
+def _info(args):
+    from .information import entropy, total_correlation
+
+    table = _read(args.input, _HEADER[args.input_header], args.delimiter)
+    X, names = table.select(_split(args.columns))
+    base = 2 if args.bits else None
+    unit = "bits" if args.bits else "nats"
+    tc = total_correlation(X, base=base, random_state=args.seed)
+    h = entropy(X, base=base, random_state=args.seed)
+    columns = f" ({', '.join(names)})" if names else ""
+    print(f"{X.shape[0]} rows x {X.shape[1]} columns{columns}")
+    print(f"total correlation: {tc:.4f} {unit}")
+    print(f"joint entropy: {h:.4f} {unit}")
+    return EXIT_OK
+
+
 def _score(args):
     model, columns = _load_model(args.model)
     X = _read_for_model(args, model, columns)
@@ -904,6 +920,23 @@ def _build_parser():
     )
     sample.add_argument("--seed", type=int, help="random seed (default: unseeded)")
     sample.set_defaults(func=_sample)
+
+    info = sub.add_parser(
+        "info",
+        parents=[reading],
+        help="estimate total correlation and entropy of a data file",
+        description=(
+            "Estimate the total correlation (multi-information) and the joint "
+            "differential entropy of the rows of INPUT by Gaussianization "
+            "(see destructors.information)."
+        ),
+        epilog="example:\n  destructors info data.csv --columns x,y,z --bits",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    info.add_argument("input", metavar="INPUT", help="CSV or .npy file ('-': stdin)")
+    info.add_argument("--bits", action="store_true", help="report bits instead of nats")
+    info.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    info.set_defaults(func=_info)
     return parser
 
 

@@ -85,7 +85,7 @@ def test_python_dash_m_help_shows_examples():
 
 
 @pytest.mark.parametrize(
-    "command", ["demo", "fit", "score", "transform", "inverse-transform", "sample"]
+    "command", ["demo", "fit", "score", "transform", "inverse-transform", "sample", "info"]
 )
 def test_every_command_has_help_with_an_example(command, capsys):
     status, out, _ = _run([command, "--help"], capsys)
@@ -401,3 +401,35 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr == f"destructors: error: {tmp_path / 'x.csv'}: no such file.\n"
     assert not (tmp_path / "m.joblib").exists()
+
+
+def test_info_reports_total_correlation_and_entropy_near_the_truth(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    rho = 0.8
+    X = rng.multivariate_normal([0, 0, 0], [[1, rho, 0], [rho, 1, 0], [0, 0, 1]], size=5000)
+    path = tmp_path / "gauss.csv"
+    np.savetxt(path, X * [1.0, 10.0, 0.1], delimiter=",", header="a,b,c", comments="")
+    status, out, _ = _run(["info", str(path)], capsys)
+    assert status == 0
+    values = {
+        line.split(":")[0]: float(line.split(":")[1].split()[0])
+        for line in out.splitlines()
+        if ":" in line
+    }
+    tc_true = -0.5 * np.log(1 - rho**2)
+    h_true = 1.5 * np.log(2 * np.pi * np.e) + 0.5 * np.log(1 - rho**2) + np.log(10.0 * 0.1)
+    assert abs(values["total correlation"] - tc_true) < 0.05 * tc_true
+    assert abs(values["joint entropy"] - h_true) < 0.05
+    # Bits are nats / log(2), and a column selection is honoured.
+    status, out, _ = _run(["info", str(path), "--columns", "a,c", "--bits"], capsys)
+    assert status == 0 and "bits" in out
+    tc_bits = float(out.split("total correlation:")[1].split()[0])
+    assert abs(tc_bits) < 0.02
+
+
+def test_info_rejects_non_numeric_data_in_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_text("x,y\n1,2\n3,oops\n" + "".join(f"{i},{i * i}\n" for i in range(30)))
+    status, out, err = _run(["info", str(path)], capsys)
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "oops" in err
