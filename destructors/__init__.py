@@ -8,6 +8,7 @@ inverts, samples and gives exact log-likelihoods.
 from .base import BaseDestructor
 from .composite import CompositeDestructor
 from .deep import RBIG, DeepDestructor
+from .information import entropy, kl_divergence, mutual_information, total_correlation
 from .marginal import MarginalGaussianizer
 from .rotation import GreedyRotation, ICARotation, PCARotation, RandomRotation
 
@@ -21,5 +22,9 @@ __all__ = [
     "MarginalGaussianizer",
     "PCARotation",
     "RandomRotation",
+    "entropy",
+    "kl_divergence",
+    "mutual_information",
+    "total_correlation",
 ]
 __version__ = "0.1.0"
