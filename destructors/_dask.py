@@ -82,7 +82,7 @@ from .base import (
     standard_normal_log_pdf,
 )
 from .composite import CompositeDestructor
-from .deep import DeepDestructor, _seed_layer
+from .deep import DeepDestructor, _seed_layer, _StoppingRule
 from .marginal import MarginalGaussianizer
 from .rotation import GreedyRotation, PCARotation, RandomRotation
 
@@ -766,10 +766,9 @@ class _Search:
     def __init__(self, est, stream):
         self.est = est
         self.stream = stream
-        self.tol = 0.0 if est.tol is None else est.tol
         self.tc, self.ends = [], []
         self.decided = 0
-        self.best, self.n_keep, self.stale = -np.inf, 0, 0
+        self.rule = _StoppingRule(est)
         self.stop_at = None
         self.log = []
 
@@ -782,20 +781,11 @@ class _Search:
         while self.stop_at is None and self.decided < len(self.tc):
             i = self.decided
             score = self.scores(i)
-            if est.early_stopping:
-                if score is None:
-                    return
-                val = score[1]
-                improved = val > self.best + self.tol
-                if val > self.best:
-                    self.best, self.n_keep = val, i + 1
-            else:
-                improved = est.tol is None or self.tc[i] >= self.tol
-                if improved:
-                    self.n_keep = i + 1
-            self.stale = 0 if improved else self.stale + 1
+            if est.early_stopping and score is None:
+                return
+            stop = self.rule.update(score[1] if est.early_stopping else None, self.tc[i])
             self.decided += 1
-            if self.stale >= est.n_iter_no_change:
+            if stop:
                 self.stop_at = i
 
     def run(self, seeds):
@@ -834,7 +824,7 @@ class _Search:
             if self.stop_at is not None:
                 n_fitted = min(n_fitted, self.stop_at + 1)
         self._record(n_fitted)
-        n_keep = self.n_keep
+        n_keep = self.rule.n_keep
         if not est.early_stopping and est.tol is None:
             n_keep = n_fitted
         return layers[:n_fitted], max(n_keep, 1)

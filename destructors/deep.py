@@ -22,6 +22,36 @@ def _seed_layer(layer, seed):
     return layer
 
 
+class _StoppingRule:
+    """The depth decision, shared by the in-memory and the Dask fits.
+
+    Fed one layer at a time; with early stopping it tracks the best held-out
+    score, otherwise the RBIG rule on the total correlation each layer
+    removed. ``n_keep`` is the depth to keep.
+    """
+
+    def __init__(self, estimator):
+        self.early_stopping = estimator.early_stopping
+        self.tol = estimator.tol
+        self.patience = estimator.n_iter_no_change
+        self.best, self.n_keep, self.n_seen, self.stale = -np.inf, 0, 0, 0
+
+    def update(self, validation_score=None, tc_reduction=None):
+        """Record the next layer; return True once fitting should stop."""
+        self.n_seen += 1
+        tol = 0.0 if self.tol is None else self.tol
+        if self.early_stopping:
+            improved = validation_score > self.best + tol
+            if validation_score > self.best:
+                self.best, self.n_keep = validation_score, self.n_seen
+        else:
+            improved = self.tol is None or tc_reduction >= tol
+            if improved:
+                self.n_keep = self.n_seen
+        self.stale = 0 if improved else self.stale + 1
+        return self.stale >= self.patience
+
+
 class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     """Greedy engine: stack clones of one layer until the data look Gaussian.
 
@@ -184,8 +214,7 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         train_score, val_score, tc_reduction = [], [], []
         log_det = np.zeros(X.shape[0])
         log_det_val = None if X_val is None else np.zeros(X_val.shape[0])
-        best, n_keep, stale = -np.inf, 0, 0
-        tol = 0.0 if self.tol is None else self.tol
+        rule = _StoppingRule(self)
         for i, seed in enumerate(seeds):
             layer = _seed_layer(clone(template), int(seed))
             X, ld = layer._fit_forward(X)
@@ -197,27 +226,18 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
                 X_val, ld = layer._forward(X_val)
                 log_det_val += ld
                 val_score.append(np.mean(standard_normal_log_pdf(X_val) + log_det_val))
-                improved = val_score[-1] > best + tol
-                if val_score[-1] > best:
-                    best, n_keep = val_score[-1], i + 1
-            else:
-                improved = self.tol is None or tc_reduction[-1] >= tol
-                if improved:
-                    n_keep = i + 1
-            stale = 0 if improved else stale + 1
+            stop = rule.update(val_score[-1] if val_score else None, tc_reduction[-1])
             if self.verbose:
                 msg = f"layer {i + 1}: train {train_score[-1]:.4f}"
                 if val_score:
                     msg += f", validation {val_score[-1]:.4f}"
                 print(msg + f", tc reduction {tc_reduction[-1]:.5f}")
-            if stale >= self.n_iter_no_change:
+            if stop:
                 break
-        if X_val is None and self.tol is None:
-            n_keep = len(layers)
         self.train_score_ = np.asarray(train_score)
         self.validation_score_ = np.asarray(val_score) if val_score else None
         self.tc_reduction_ = np.asarray(tc_reduction)
-        return layers, max(n_keep, 1)
+        return layers, max(rule.n_keep, 1)
 
     def _fit_fixed(self, X, seeds):
         template = self._make_layer()
