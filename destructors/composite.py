@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 
 from .base import BaseDestructor
+from .registry import register_layer
 
 
 def forward_through(layers, X):
@@ -74,6 +75,7 @@ def inverse_through(layers, Z):
     return Z, log_det
 
 
+@register_layer("composite", "model")
 class CompositeDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     """Chain destructors: each is cloned and fitted on the previous output.
 

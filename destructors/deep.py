@@ -12,7 +12,8 @@ from ._fused import FusedBlocks
 from .base import BaseDestructor, check_random_state, spawn_seeds, standard_normal_log_pdf
 from .composite import CompositeDestructor, forward_through, inverse_through
 from .marginal import MarginalGaussianizer
-from .rotation import GreedyRotation, ICARotation, PCARotation, RandomRotation
+from .registry import get_layer, layer_names, register_layer
+from .rotation import PCARotation
 
 
 def _seed_layer(layer, seed):
@@ -52,6 +53,7 @@ class _StoppingRule:
         return self.stale >= self.patience
 
 
+@register_layer("deep", "model")
 class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     """Greedy engine: stack clones of one layer until the data look Gaussian.
 
@@ -261,14 +263,7 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         return inverse_through(self.layers_, Z)
 
 
-_ROTATIONS = {
-    "greedy": GreedyRotation,
-    "pca": PCARotation,
-    "ica": ICARotation,
-    "random": RandomRotation,
-}
-
-
+@register_layer("rbig", "model")
 class RBIG(DeepDestructor):
     """Rotation-Based Iterative Gaussianization.
 
@@ -337,7 +332,7 @@ class RBIG(DeepDestructor):
 
     _parameter_constraints: dict = {
         **{k: v for k, v in DeepDestructor._parameter_constraints.items() if k != "layer"},
-        "rotation": [StrOptions(set(_ROTATIONS))],
+        "rotation": [StrOptions(set(layer_names("rotation")))],
         "n_knots": [Interval(numbers.Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
         "subsample": [Interval(numbers.Integral, 2, None, closed="left")],
@@ -379,4 +374,4 @@ class RBIG(DeepDestructor):
         marginal = MarginalGaussianizer(
             n_knots=self.n_knots, smoothing=self.smoothing, subsample=self.subsample
         )
-        return CompositeDestructor([marginal, _ROTATIONS[self.rotation]()])
+        return CompositeDestructor([marginal, get_layer(self.rotation, "rotation")()])

@@ -11,6 +11,7 @@ from sklearn.base import OneToOneFeatureMixin
 from ._compat import Interval, StrOptions
 from ._kernels import bucket_table, piecewise_linear
 from .base import BaseDestructor, check_random_state
+from .registry import register_layer
 
 # Gauss-Hermite rule (probabilists' weights, normalised) for smoothing the
 # empirical CDF with a Gaussian kernel: E[F_n(x - h e)], e ~ N(0, 1).
@@ -230,6 +231,7 @@ def _pack_knots(knots):
     return xp, fp, slope, log_slope, counts
 
 
+@register_layer("gaussianizer", "marginal")
 class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
     """Push each feature through its estimated CDF and the normal quantile.
 

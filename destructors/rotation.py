@@ -14,6 +14,7 @@ from sklearn.decomposition import FastICA
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
 from .base import BaseDestructor, check_random_state
+from .registry import register_layer
 
 
 class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
@@ -38,6 +39,7 @@ class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         return X, np.full(Z.shape[0], -self.log_det_)
 
 
+@register_layer("pca", "rotation")
 class PCARotation(_LinearDestructor):
     """Rotate centred data onto its principal axes, optionally whitening.
 
@@ -109,6 +111,7 @@ class PCARotation(_LinearDestructor):
         return self._set_matrix(eigvec.T, mean, eigvec)
 
 
+@register_layer("ica", "rotation")
 class ICARotation(_LinearDestructor):
     """Unmix the data with FastICA; the unmixing matrix's log|det| is exact.
 
@@ -175,6 +178,7 @@ class ICARotation(_LinearDestructor):
         return self._set_matrix(ica.components_, ica.mean_)
 
 
+@register_layer("random", "rotation")
 class RandomRotation(_LinearDestructor):
     """A random rotation drawn from the Haar measure, seeded.
 
@@ -224,6 +228,7 @@ class RandomRotation(_LinearDestructor):
         return self._set_matrix(Q, np.zeros(d), Q.T)
 
 
+@register_layer("greedy", "rotation")
 class GreedyRotation(_LinearDestructor):
     """Pick, among PCA and a few random rotations, the one that exposes most.
 
