@@ -5,9 +5,34 @@ latent space. Subclasses implement ``_fit``, ``_forward`` and ``_inverse`` on
 validated float64 arrays; ``_forward`` and ``_inverse`` return the output
 together with the per-sample log|det J| of the map they apply, so value and
 log-determinant are always computed in the same pass.
+
+The layer protocol
+------------------
+Required of every destructor:
+
+- ``_fit(X) -> self`` on a validated float64 array;
+- ``_forward(X) -> (Z, log_det)`` and ``_inverse(Z) -> (X, log_det)``.
+
+Optional capabilities, each declared by the layer that defines it and
+read through :func:`capability`, never guessed from a class:
+
+- ``_fused_steps() -> list of MarginalStep/AffineStep``: the map as plain
+  arrays, so runs of layers execute in one kernel (:mod:`destructors._fused`);
+- ``_fit_stream(stream)``: fit from mergeable statistics of a chunked data
+  source (the Dask fit), appending itself to the stream;
+- ``_output_bounds(box, max_sq_norm) -> (lo, hi) or None``: a box that holds
+  the outputs of inputs inside ``box`` (or of norm at most
+  ``sqrt(max_sq_norm)``), so a stream can skip a min/max pass.
+
+A capability describes the map of the class that defines it: a subclass
+that overrides ``_forward``/``_inverse`` (or ``_fit``, for the statistics
+fit) without defining the capability again loses it, so no path can run a
+parent's map in place of the layer's own.
 """
 
+import functools
 import numbers
+import weakref
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
@@ -16,6 +41,8 @@ from sklearn.utils import check_random_state as _sklearn_check_random_state
 from ._compat import _fit_context, check_is_fitted, validate_data
 
 _LOG_2PI = np.log(2.0 * np.pi)
+# Values derived from fitted attributes (see BaseDestructor._derived).
+_DERIVED = weakref.WeakKeyDictionary()
 
 
 def standard_normal_log_pdf(Z):
@@ -56,6 +83,95 @@ def _dask_backend():
     return _dask
 
 
+# What each optional capability describes: a subclass that overrides one of
+# these methods below the class that defined the capability loses it.
+_DESCRIBES = {
+    "_fused_steps": ("_forward", "_inverse"),
+    "_fit_stream": ("_fit", "_fit_forward", "_forward", "_inverse"),
+    "_output_bounds": ("_forward",),
+}
+
+
+def capability(layer, name):
+    """The layer's bound capability ``name``, or None when it has none.
+
+    Parameters
+    ----------
+    layer : BaseDestructor
+        Any destructor.
+    name : {"_fused_steps", "_fit_stream", "_output_bounds"}
+        The capability (see the module docstring).
+
+    Returns
+    -------
+    method : callable or None
+        ``None`` if no class of ``layer`` defines it, or if a subclass below
+        the defining class overrides a method the capability describes.
+
+    Examples
+    --------
+    >>> from destructors import MarginalGaussianizer
+    >>> from destructors.base import capability
+    >>> capability(MarginalGaussianizer(), "_fused_steps") is not None
+    True
+    >>> class Shifted(MarginalGaussianizer):
+    ...     def _forward(self, X):
+    ...         Z, log_det = super()._forward(X)
+    ...         return Z + 1.0, log_det
+    >>> capability(Shifted(), "_fused_steps") is None  # its map is its own
+    True
+    """
+    cls = type(layer)
+    owner = next((k for k in cls.__mro__ if name in vars(k)), None)
+    if owner is None:
+        return None
+    if any(getattr(cls, m, None) is not getattr(owner, m, None) for m in _DESCRIBES[name]):
+        return None
+    return getattr(layer, name)
+
+
+def fused_steps(layer):
+    """The fused description of a fitted layer, or None if it has none.
+
+    Parameters
+    ----------
+    layer : BaseDestructor
+        A fitted destructor.
+
+    Returns
+    -------
+    steps : list of MarginalStep or AffineStep, or None
+        The steps whose composition is the layer's forward map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import PCARotation
+    >>> from destructors.base import fused_steps
+    >>> steps = fused_steps(PCARotation().fit(np.eye(3)))
+    >>> type(steps[0]).__name__
+    'AffineStep'
+    """
+    describe = capability(layer, "_fused_steps")
+    return None if describe is None else describe()
+
+
+def _dask_aware(method):
+    """Send a Dask array to the Dask front end's function of the same name.
+
+    The one place where the array type picks the implementation: the
+    decorated method is the NumPy path.
+    """
+
+    @functools.wraps(method)
+    def dispatch(self, X, *args, **kwargs):
+        if _is_dask(X):
+            return getattr(_dask_backend(), method.__name__)(self, X)
+        return method(self, X, *args, **kwargs)
+
+    return dispatch
+
+
 def _check_finite_output(values, what):
     """Raise instead of letting an overflow leak out as inf or NaN."""
     if not np.all(np.isfinite(values)):
@@ -91,8 +207,29 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
     _parameter_constraints: dict = {}
 
+    # -- derived state -------------------------------------------------------
+    def _derived(self, name, build, *deps):
+        """A value computed from fitted attributes, cached but never pickled.
+
+        The cache is keyed on the identity of ``deps`` (the fitted objects
+        it is computed from), so replacing or truncating them (a new
+        ``layers_`` list, say) rebuilds it instead of serving a stale copy.
+        It lives outside the estimator's ``__dict__``, so it is neither
+        pickled, nor copied, nor seen as a change of state.
+        """
+        cache = _DERIVED.setdefault(self, {})
+        hit = cache.get(name)
+        if hit is not None and len(hit[0]) == len(deps) and all(
+            a is b for a, b in zip(hit[0], deps, strict=True)
+        ):
+            return hit[1]
+        value = build()
+        cache[name] = (deps, value)
+        return value
+
     # -- fitting -----------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
+    @_dask_aware
     def fit(self, X, y=None):
         """Fit the destructor to data.
 
@@ -112,8 +249,6 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         self : object
             The fitted destructor.
         """
-        if _is_dask(X):
-            return _dask_backend().fit(self, X)
         X = validate_data(
             self, X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=True
         )
@@ -145,6 +280,7 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         return np.float32 if dtype == np.float32 else np.float64
 
     # -- maps ----------------------------------------------------------------
+    @_dask_aware
     def transform_log_det(self, X):
         """Map data to latent space and return the log|det J| of the map.
 
@@ -169,8 +305,6 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         >>> bool(np.allclose(log_det, log_det[0]))  # linear map: constant
         True
         """
-        if _is_dask(X):
-            return _dask_backend().transform_log_det(self, X)
         Xv = self._validate(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             Z, log_det = self._forward(Xv)
@@ -178,6 +312,7 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         _check_finite_output(log_det, "transform")
         return Z, log_det
 
+    @_dask_aware
     def transform(self, X):
         """Map data to latent space (toward a standard normal).
 
@@ -192,11 +327,10 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         Z : ndarray of shape (n_samples, n_features)
             Latent points, with the dtype of ``X`` (float32 or float64).
         """
-        if _is_dask(X):
-            return _dask_backend().transform(self, X)
         Z, _ = self.transform_log_det(X)
         return Z.astype(self._out_dtype(X), copy=False)
 
+    @_dask_aware
     def inverse_transform(self, X):
         """Map latent points back to data space.
 
@@ -210,8 +344,6 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         X_original : ndarray of shape (n_samples, n_features)
             Points in data space, with the dtype of the input.
         """
-        if _is_dask(X):
-            return _dask_backend().inverse_transform(self, X)
         Zv = self._validate(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             Xo, _ = self._inverse(Zv)
@@ -219,6 +351,7 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         return Xo.astype(self._out_dtype(X), copy=False)
 
     # -- density -------------------------------------------------------------
+    @_dask_aware
     def score_samples(self, X):
         """Exact log-density of each sample under the fitted model.
 
@@ -234,14 +367,13 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             Natural-log density at each row, float64.
         """
-        if _is_dask(X):
-            return _dask_backend().score_samples(self, X)
         Z, log_det = self.transform_log_det(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             log_density = standard_normal_log_pdf(Z) + log_det
         _check_finite_output(log_density, "score_samples")
         return log_density
 
+    @_dask_aware
     def score(self, X, y=None):
         """Mean log-likelihood of the samples (higher is better).
 
@@ -261,8 +393,6 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
             Mean of :meth:`score_samples`; for a Dask array, a lazy 0-d Dask
             array (``float(score)`` computes it).
         """
-        if _is_dask(X):
-            return _dask_backend().score(self, X)
         return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1, random_state=None, *, chunks=None):

@@ -3,7 +3,8 @@
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 
-from .base import BaseDestructor
+from ._fused import FusedProgram
+from .base import BaseDestructor, fused_steps
 from .registry import register_layer
 
 
@@ -75,8 +76,100 @@ def inverse_through(layers, Z):
     return Z, log_det
 
 
+def _plan(layers):
+    """How to run a chain: fused programs for runs of describable layers.
+
+    Consecutive layers that give a fused description are merged into one
+    :class:`~destructors._fused.FusedProgram`; any other layer runs through
+    its own ``_forward``/``_inverse``. Returns ``(forward, inverse)`` pairs
+    in forward order.
+    """
+    plan, run = [], []
+
+    def flush():
+        if run:
+            program = FusedProgram(list(run))
+            plan.append((program.forward, program.inverse))
+            run.clear()
+
+    for layer in layers:
+        steps = fused_steps(layer)
+        if steps is None:
+            flush()
+            plan.append((layer._forward, layer._inverse))
+        else:
+            run.extend(steps)
+    flush()
+    return plan
+
+
+def check_layers(layers, owner):
+    """Refuse anything but destructors as the layers of a composite.
+
+    Parameters
+    ----------
+    layers : sequence
+        Candidate layers.
+    owner : str
+        Name of the composite, for the message.
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from destructors.composite import check_layers
+    >>> check_layers([StandardScaler()], "CompositeDestructor")
+    Traceback (most recent call last):
+    ...
+    ValueError: CompositeDestructor layer 0 is StandardScaler, not a destructor: ...
+    """
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, BaseDestructor):
+            raise ValueError(
+                f"{owner} layer {i} is {type(layer).__name__}, not a destructor: "
+                "a layer must be an invertible map that reports its log|det J| "
+                "(a BaseDestructor), or its density would be wrong."
+            )
+
+
+class ChainMixin:
+    """Apply ``layers_`` in order, fusing runs of layers that describe themselves.
+
+    Shared by :class:`CompositeDestructor` and
+    :class:`~destructors.DeepDestructor`. The plan is derived from
+    ``layers_`` on use and cached by the identity of the layers, so replacing
+    or truncating ``layers_`` is always honoured, and it is never pickled.
+    """
+
+    def _chain_plan(self):
+        layers = tuple(self.layers_)
+        return self._derived("plan", lambda: _plan(layers), *layers)
+
+    def _forward(self, X):
+        log_det = np.zeros(X.shape[0])
+        for forward, _ in self._chain_plan():
+            X, ld = forward(X)
+            log_det += ld
+        return X, log_det
+
+    def _inverse(self, Z):
+        log_det = np.zeros(Z.shape[0])
+        for _, inverse in reversed(self._chain_plan()):
+            Z, ld = inverse(Z)
+            log_det += ld
+        return Z, log_det
+
+    def _fused_steps(self):
+        steps = []
+        for layer in self.layers_:
+            more = fused_steps(layer)
+            if more is None:
+                return None
+            steps.extend(more)
+        return steps
+
+
 @register_layer("composite", "model")
-class CompositeDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
+class CompositeDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     """Chain destructors: each is cloned and fitted on the previous output.
 
     Unlike :class:`sklearn.pipeline.Pipeline`, the log-determinants of all
@@ -170,6 +263,7 @@ class CompositeDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     def _fit_forward(self, X):
         if len(self.layers) == 0:
             raise ValueError("CompositeDestructor needs at least one layer.")
+        check_layers(self.layers, type(self).__name__)
         self.n_features_in_ = X.shape[1]
         self._n_features_out = X.shape[1]
         self.layers_ = []
@@ -180,9 +274,3 @@ class CompositeDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
             log_det += ld
             self.layers_.append(layer)
         return X, log_det
-
-    def _forward(self, X):
-        return forward_through(self.layers_, X)
-
-    def _inverse(self, Z):
-        return inverse_through(self.layers_, Z)

@@ -8,9 +8,8 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
-from ._fused import FusedBlocks
 from .base import BaseDestructor, check_random_state, spawn_seeds, standard_normal_log_pdf
-from .composite import CompositeDestructor, forward_through, inverse_through
+from .composite import ChainMixin, CompositeDestructor
 from .marginal import MarginalGaussianizer
 from .registry import get_layer, layer_names, register_layer
 from .rotation import PCARotation
@@ -54,7 +53,7 @@ class _StoppingRule:
 
 
 @register_layer("deep", "model")
-class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
+class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     """Greedy engine: stack clones of one layer until the data look Gaussian.
 
     Layer ``l`` (a fresh clone of ``layer``, seeded from ``random_state``) is
@@ -203,7 +202,6 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         """Keep fitted layers (shared with the fit on Dask arrays)."""
         self.layers_ = layers
         self.n_layers_ = len(layers)
-        self._fused = FusedBlocks.from_layers(layers)
         self._n_features_out = self.n_features_in_
 
     def _new_layer(self, seed):
@@ -249,18 +247,6 @@ class DeepDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
             X, _ = layer._fit_forward(X)
             layers.append(layer)
         return layers
-
-    # The fused kernel computes what the layers compute, with rows kept in
-    # cache through all of them; the layer-by-layer path serves other layers.
-    def _forward(self, X):
-        if getattr(self, "_fused", None) is not None:
-            return self._fused.forward(X)
-        return forward_through(self.layers_, X)
-
-    def _inverse(self, Z):
-        if getattr(self, "_fused", None) is not None:
-            return self._fused.inverse(Z)
-        return inverse_through(self.layers_, Z)
 
 
 @register_layer("rbig", "model")

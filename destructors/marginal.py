@@ -9,6 +9,7 @@ from scipy.special import ndtri
 from sklearn.base import OneToOneFeatureMixin
 
 from ._compat import Interval, StrOptions
+from ._fused import MarginalStep
 from ._kernels import bucket_table, piecewise_linear
 from .base import BaseDestructor, check_random_state
 from .registry import register_layer
@@ -408,3 +409,7 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
             Z, self.knots_z_, self.knots_x_, self._inv_slope, -self._log_slope, self.n_knots_,
             self._inverse_table,
         )
+
+    def _fused_steps(self):
+        return [MarginalStep(self.knots_x_, self.knots_z_, self.n_knots_, self._slope,
+                             self._log_slope, self._forward_table, self._inverse_table)]

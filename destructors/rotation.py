@@ -13,6 +13,7 @@ from sklearn.decomposition import FastICA
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
+from ._fused import AffineStep, FusedProgram
 from .base import BaseDestructor, check_random_state
 from .registry import register_layer
 
@@ -30,13 +31,23 @@ class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         self._n_features_out = self.matrix_.shape[0]
         return self
 
+    def _fused_steps(self):
+        zeros = np.zeros_like(self.shift_)
+        return [AffineStep(self.matrix_, self.inverse_matrix_, self.shift_, zeros, self.log_det_)]
+
+    # The fused kernel, with this layer's one step: the layer computes exactly
+    # what it computes inside a fused run of layers (see destructors._fused).
+    def _program(self):
+        return self._derived(
+            "program", lambda: FusedProgram(self._fused_steps()),
+            self.matrix_, self.inverse_matrix_, self.shift_,
+        )
+
     def _forward(self, X):
-        Z = (X - self.shift_) @ self.matrix_.T
-        return Z, np.full(X.shape[0], self.log_det_)
+        return self._program().forward(X)
 
     def _inverse(self, Z):
-        X = Z @ self.inverse_matrix_.T + self.shift_
-        return X, np.full(Z.shape[0], -self.log_det_)
+        return self._program().inverse(Z)
 
 
 @register_layer("pca", "rotation")
