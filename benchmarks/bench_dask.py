@@ -187,11 +187,11 @@ def main(argv=None):
             "| layer | passes | seconds | rows/s per pass |",
             "|---:|---:|---:|---:|",
         ]
-        for i, (passes, seconds) in enumerate(model._dask_fit_log, 1):
+        for i, (passes, seconds) in enumerate(model._fit_log, 1):
             rate = args.fit_rows * passes / seconds
             lines.append(f"| {i} | {passes} | {seconds:.1f} | {rate:,.0f} |")
         lines += [
-            f"| total | {sum(p for p, _ in model._dask_fit_log)} | {fit_seconds:.1f} | |",
+            f"| total | {sum(p for p, _ in model._fit_log)} | {fit_seconds:.1f} | |",
             "",
             f"Generating the {args.fit_rows:,} rows alone takes {fit_gen_seconds:.1f} s, "
             "and every pass regenerates them.",

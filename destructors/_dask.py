@@ -71,20 +71,17 @@ import uuid
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.base import clone
 
 from ._compat import check_is_fitted
-from ._stats import Grid, Histograms, MinMax, Moments, feature_histograms, kl_to_normal
+from ._stats import Grid, Histograms, MinMax, kl_to_normal
 from .base import (
     _check_finite_output,
+    capability,
     check_random_state,
-    spawn_seeds,
     standard_normal_log_pdf,
 )
-from .composite import CompositeDestructor
-from .deep import DeepDestructor, _seed_layer, _StoppingRule
-from .marginal import MarginalGaussianizer
-from .rotation import GreedyRotation, PCARotation, RandomRotation
+from .deep import LayerRecord
+from .registry import registered_layers
 
 # Partial statistics merged per task when reducing a pass.
 _FAN_IN = 8
@@ -493,8 +490,9 @@ class _Stream:
     are what the last layer left known, so the next layer can skip passes.
     """
 
-    def __init__(self, X, holdout=None):
+    def __init__(self, X, holdout=None, parent=None):
         self.X = X
+        self.parent = parent
         self.blocks = X.to_delayed().ravel().tolist()
         self.holdout = holdout
         self.layers = []
@@ -511,6 +509,18 @@ class _Stream:
     @property
     def n_features(self):
         return self.X.shape[1]
+
+    def restart(self, holdout=None):
+        """A fresh stream over the same data (for a model that runs its own passes)."""
+        return _Stream(self.X, holdout, parent=self)
+
+    def stacking_source(self, track=True):
+        """This stream as a data source of the stacking loop."""
+        return _StreamSource(self, track)
+
+    def fit(self, layer):
+        """Fit ``layer`` on the current output and append it (see :func:`fit_layer`)."""
+        return fit_layer(layer, self)
 
     def append(self, layer, bounds=None, hist=None):
         """Add a fitted leaf and what is known about the new output."""
@@ -545,6 +555,8 @@ class _Stream:
         if self.n is None:
             self._check_counts(n_train, n_val)
         self.n, self.n_val = n_train, n_val
+        if self.parent is not None and self.parent.n is None:
+            self.parent.n = n_train + n_val  # the data were checked
         for k, (s_train, c_train, s_val, c_val) in result["scores"].items():
             self.scores[k] = (s_train / c_train, s_val / c_val if c_val else None)
         self.pending -= set(score_at)
@@ -572,112 +584,17 @@ class _Stream:
         return self.hist
 
 
-def _pick(result, image):
-    """One image's share of merged :class:`Histograms` statistics."""
-    return {k: (v if np.ndim(v) == 0 else v[image : image + 1]) for k, v in result.items()}
-
-
-def _linear_bounds(layer, box=None, max_sq_norm=None):
-    """Outer bounds of ``(y - shift) @ matrix.T`` over a box or a ball of inputs."""
-    A, s = layer.matrix_, layer.shift_
-    lo = np.full(A.shape[0], -np.inf)
-    hi = np.full(A.shape[0], np.inf)
-    if max_sq_norm is not None:
-        r = np.linalg.norm(A, axis=1) * (np.sqrt(max_sq_norm) + np.linalg.norm(s))
-        lo, hi = -r, r
-    if box is not None:
-        a, b = A * (box[0] - s), A * (box[1] - s)
-        lo = np.maximum(lo, np.minimum(a, b).sum(axis=1))
-        hi = np.minimum(hi, np.maximum(a, b).sum(axis=1))
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
-        return None
-    pad = 1e-9 * np.maximum(hi - lo, np.maximum(np.abs(lo), np.abs(hi)))
-    return lo - pad, hi + pad
-
-
-# -- fitting each kind of layer ---------------------------------------------
-def _overrides(estimator, cls, *methods):
-    """Whether ``estimator`` changes how ``cls`` fits (then stats cannot fit it)."""
-    return any(getattr(type(estimator), m) is not getattr(cls, m) for m in methods)
-
-
-def _fit_marginal(layer, stream):
-    grid, result = stream.histograms()
-    m = layer._resolution(min(stream.n, layer.subsample))
-    for _ in range(_MAX_REFINE):
-        # Refine until no bin holds more than half the mass between two knots.
-        finer = grid.refined(result["counts"][0], 0.5 / max(m - 1, 1))
-        if finer is None:
-            break
-        grid, result = finer, stream.run(Histograms([finer], bin_extremes=True))[0]
-    layer._fit_histograms(feature_histograms(result, grid))
-    ends, _ = layer._forward(np.vstack([result["min"][0], result["max"][0]]))
-    stream.append(layer, bounds=(ends[0], ends[1]))
-
-
-def _fit_pca(layer, stream):
-    n, mean, comoment, max_sq = stream.run(Moments())[0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        layer._fit_moments(mean, comoment / n)
-    stream.append(layer, bounds=_linear_bounds(layer, stream.bounds, max_sq))
-
-
-def _fit_random(layer, stream):
-    layer._fit(np.zeros((2, stream.n_features)))  # only the dimension is used
-    stream.append(layer, bounds=_linear_bounds(layer, stream.bounds))
-
-
-def _fit_greedy(layer, stream):
-    d = stream.n_features
-    n, mean, comoment, max_sq = stream.run(Moments())[0]
-    pca = PCARotation()
-    pca.n_features_in_ = d
-    with np.errstate(over="ignore", invalid="ignore"):
-        pca._fit_moments(mean, comoment / n)
-    candidates = [pca] + layer._random_candidates()
-    for candidate in candidates[1:]:
-        candidate.n_features_in_ = d
-        candidate._fit(np.zeros((2, d)))  # only the dimension is used
-    bounds = [_linear_bounds(c, stream.bounds, max_sq) for c in candidates]
-    if any(b is None for b in bounds):
-        raise ValueError("GreedyRotation: the data are too large for float64; rescale them.")
-    grids = [Grid.uniform(*b) for b in bounds]
-    maps = [(c.matrix_, c.shift_) for c in candidates]
-    result = stream.run(Histograms(grids, maps))[0]
-    scores = [kl_to_normal(result, g, image=c).sum() for c, g in enumerate(grids)]
-    layer._choose(candidates, scores)
-    best = int(np.argmax(layer.candidate_scores_))
-    bounds = (result["min"][best], result["max"][best])
-    stream.append(layer, bounds=bounds, hist=(grids[best], _pick(result, best)))
-
-
-def _fit_composite(layer, stream):
-    if len(layer.layers) == 0:
-        raise ValueError("CompositeDestructor needs at least one layer.")
-    layer._n_features_out = stream.n_features
-    layer.layers_ = []
-    for template in layer.layers:
-        sub = clone(template)
-        fit_layer(sub, stream)
-        layer.layers_.append(sub)
-
-
-_FITTERS = [
-    (CompositeDestructor, ("_fit", "_fit_forward", "_forward"), _fit_composite),
-    (MarginalGaussianizer, ("_fit", "_forward"), _fit_marginal),
-    (GreedyRotation, ("_fit", "_forward"), _fit_greedy),
-    (PCARotation, ("_fit", "_forward"), _fit_pca),
-    (RandomRotation, ("_fit", "_forward"), _fit_random),
-]
-
-
 def fit_layer(layer, stream):
     """Fit an unfitted destructor on the stream's output, appending its leaves.
+
+    The layer fits itself from statistics through its ``_fit_stream``
+    capability (see :mod:`destructors.base`); a layer without one cannot be
+    fitted on a Dask array.
 
     Parameters
     ----------
     layer : BaseDestructor
-        A fresh (cloned) destructor of a supported kind.
+        A fresh (cloned) destructor.
     stream : _Stream
         The data and the layers already fitted.
 
@@ -697,18 +614,19 @@ def fit_layer(layer, stream):
     >>> bool(np.allclose(rot.matrix_, PCARotation().fit(X).matrix_)), stream.n_passes
     (True, 1)
     """
+    fit_stream = capability(layer, "_fit_stream")
+    if fit_stream is None:
+        able = [e.cls.__name__ for e in registered_layers()
+                if capability(e.cls.__new__(e.cls), "_fit_stream") is not None]
+        raise NotImplementedError(
+            f"{type(layer).__name__} cannot be fitted on a Dask array: it does not fit "
+            f"from statistics (those that do: {', '.join(able)}). Fit it on a NumPy "
+            "sample instead; the fitted model still applies to Dask arrays."
+        )
     layer._validate_params()
     layer.n_features_in_ = stream.n_features
-    for cls, methods, fitter in _FITTERS:
-        if isinstance(layer, cls) and not _overrides(layer, cls, *methods):
-            fitter(layer, stream)
-            return layer
-    raise NotImplementedError(
-        f"{type(layer).__name__} cannot be fitted on a Dask array: fitting from "
-        "statistics supports CompositeDestructor, MarginalGaussianizer, PCARotation, "
-        "RandomRotation and GreedyRotation (and DeepDestructor/RBIG stacking them). "
-        "Fit it on a NumPy sample instead; the fitted model still applies to Dask arrays."
-    )
+    fit_stream(stream)
+    return layer
 
 
 # -- fitting entry points ---------------------------------------------------
@@ -743,12 +661,6 @@ def fit(estimator, X):
     if hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
     estimator.n_features_in_ = X.shape[1]
-    if isinstance(estimator, DeepDestructor) and not _overrides(
-        estimator, DeepDestructor, "_fit", "_forward"
-    ):
-        return _fit_deep(estimator, X)
-    if isinstance(estimator, DeepDestructor):
-        fit_layer(estimator, _Stream(X))  # raises NotImplementedError
     stream = _Stream(X)
     fit_layer(estimator, stream)
     if stream.n is None:  # no pass was needed: still check the data
@@ -756,120 +668,65 @@ def fit(estimator, X):
     return estimator
 
 
-class _Search:
-    """Mirror of :meth:`DeepDestructor._search` fed layer by layer.
+class _StreamSource:
+    """A stream as the data source of :func:`destructors.deep.stack_layers`.
 
-    Scores arrive one pass late (they ride along with the next pass), so
-    decisions are taken in order as each layer's numbers become known.
+    Scores arrive one pass late (they ride along with the next pass), so the
+    records of the last layers become known only as later passes run; a fit
+    is abandoned before its next pass once the rule has decided.
     """
 
-    def __init__(self, est, stream):
-        self.est = est
+    def __init__(self, stream, track=True):
         self.stream = stream
+        self.track = track
         self.tc, self.ends = [], []
-        self.decided = 0
-        self.rule = _StoppingRule(est)
-        self.stop_at = None
         self.log = []
 
-    def scores(self, i):
-        return self.stream.scores.get(self.ends[i])
-
-    def advance(self):
-        """Take every decision whose numbers are known."""
-        est = self.est
-        while self.stop_at is None and self.decided < len(self.tc):
-            i = self.decided
-            score = self.scores(i)
-            if est.early_stopping and score is None:
-                return
-            stop = self.rule.update(score[1] if est.early_stopping else None, self.tc[i])
-            self.decided += 1
-            if stop:
-                self.stop_at = i
-
-    def run(self, seeds):
-        est, stream = self.est, self.stream
-        stream.on_scores = self.advance
-        stream.stop = lambda: self.stop_at is not None
-        template = est._make_layer()
-        layers = []
-        for i, seed in enumerate(seeds):
-            t0, p0 = time.perf_counter(), stream.n_passes
-            layer = _seed_layer(clone(template), int(seed))
-            try:
-                fit_layer(layer, stream)
+    def fit(self, layer, should_stop=None):
+        stream = self.stream
+        stream.stop = should_stop or (lambda: False)
+        stream.on_scores = should_stop or (lambda: None)
+        t0, p0 = time.perf_counter(), stream.n_passes
+        try:
+            fit_layer(layer, stream)
+            if self.track:
                 # The pass that histograms this layer's output (if one is
                 # needed) also scores it.
                 stream.pending.add(len(stream.layers))
                 grid, result = stream.histograms()
-            except _Stop:
-                break
-            layers.append(layer)
+        except _Stop:
+            return False
+        if self.track:
             self.ends.append(len(stream.layers))
             self.tc.append(float(kl_to_normal(result, grid).sum()))
-            self.log.append((stream.n_passes - p0, time.perf_counter() - t0))
-            self.advance()
-            if est.verbose:
-                self._print(i)
-            if self.stop_at is not None:
-                break
-        n_fitted = len(layers) if self.stop_at is None else self.stop_at + 1
-        missing = {self.ends[i] for i in range(n_fitted) if self.scores(i) is None}
+        self.log.append((stream.n_passes - p0, time.perf_counter() - t0))
+        return True
+
+    def _record(self, i):
+        scores = self.stream.scores.get(self.ends[i])
+        train, val = (None, None) if scores is None else scores
+        return LayerRecord(train, val, self.tc[i])
+
+    def records(self):
+        return [self._record(i) for i in range(len(self.ends))]
+
+    def finish(self, n_layers):
+        """One last pass scores the layers still unscored."""
+        stream = self.stream
+        missing = {self.ends[i] for i in range(n_layers) if self.ends[i] not in stream.scores}
         if missing:
             stream.stop = lambda: False
+            stream.on_scores = lambda: None
             stream.pending = missing
             stream.run()
-            self.advance()
-            if self.stop_at is not None:
-                n_fitted = min(n_fitted, self.stop_at + 1)
-        self._record(n_fitted)
-        n_keep = self.rule.n_keep
-        if not est.early_stopping and est.tol is None:
-            n_keep = n_fitted
-        return layers[:n_fitted], max(n_keep, 1)
 
-    def _print(self, i):
+    def describe(self, i):
         passes, seconds = self.log[i]
         msg = f"layer {i + 1}: tc reduction {self.tc[i]:.5f}, {passes} passes, {seconds:.1f} s"
-        scored = [k for k in range(i + 1) if self.scores(k) is not None]
+        scored = [k for k in range(i + 1) if self.ends[k] in self.stream.scores]
         if scored:
-            train, val = self.scores(scored[-1])
+            train, val = self.stream.scores[self.ends[scored[-1]]]
             msg += f"; layer {scored[-1] + 1}: train {train:.4f}"
             if val is not None:
                 msg += f", validation {val:.4f}"
-        print(msg)
-
-    def _record(self, n_fitted):
-        est = self.est
-        est.train_score_ = np.asarray([self.scores(i)[0] for i in range(n_fitted)])
-        est.validation_score_ = (
-            np.asarray([self.scores(i)[1] for i in range(n_fitted)])
-            if est.early_stopping else None
-        )
-        est.tc_reduction_ = np.asarray(self.tc[:n_fitted])
-
-
-def _fit_deep(est, X):
-    start = time.perf_counter()
-    rng = check_random_state(est.random_state)
-    seeds = spawn_seeds(rng, est.max_layers)
-    holdout = None
-    if est.early_stopping:
-        holdout = (est.validation_fraction, int(rng.randint(0, 2**31 - 1)))
-    search = _Search(est, _Stream(X, holdout))
-    layers, n_keep = search.run(seeds)
-    log = search.log[: len(layers)]
-    if holdout is not None and est.refit:
-        stream = _Stream(X)
-        layers = []
-        for seed in seeds[:n_keep]:
-            t0, p0 = time.perf_counter(), stream.n_passes
-            layers.append(fit_layer(_seed_layer(clone(est._make_layer()), int(seed)), stream))
-            log.append((stream.n_passes - p0, time.perf_counter() - t0))
-    else:
-        layers = layers[:n_keep]
-    est._set_layers(layers)
-    est.fit_time_ = time.perf_counter() - start
-    est._dask_fit_log = log
-    return est
+        return msg

@@ -274,3 +274,10 @@ class CompositeDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestr
             log_det += ld
             self.layers_.append(layer)
         return X, log_det
+
+    def _fit_stream(self, stream):
+        if len(self.layers) == 0:
+            raise ValueError("CompositeDestructor needs at least one layer.")
+        check_layers(self.layers, type(self).__name__)
+        self._n_features_out = stream.n_features
+        self.layers_ = [stream.fit(clone(template)) for template in self.layers]

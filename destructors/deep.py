@@ -2,6 +2,7 @@
 
 import numbers
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
@@ -22,34 +23,246 @@ def _seed_layer(layer, seed):
     return layer
 
 
-class _StoppingRule:
-    """The depth decision, shared by the in-memory and the Dask fits.
+@dataclass(frozen=True)
+class LayerRecord:
+    """What the stacking loop knows of one fitted layer.
 
-    Fed one layer at a time; with early stopping it tracks the best held-out
-    score, otherwise the RBIG rule on the total correlation each layer
-    removed. ``n_keep`` is the depth to keep.
+    Attributes
+    ----------
+    train_score : float or None
+        Mean log-likelihood of the fitting rows after the layer (None while
+        a streamed source has not scored it yet).
+    validation_score : float or None
+        The same for the held-out rows, when there are any.
+    tc_reduction : float
+        Total correlation the layer removed, by the source's measure.
     """
 
-    def __init__(self, estimator):
-        self.early_stopping = estimator.early_stopping
-        self.tol = estimator.tol
-        self.patience = estimator.n_iter_no_change
-        self.best, self.n_keep, self.n_seen, self.stale = -np.inf, 0, 0, 0
+    train_score: float | None
+    validation_score: float | None
+    tc_reduction: float
 
-    def update(self, validation_score=None, tc_reduction=None):
+
+class StoppingRule:
+    """Held-out likelihood or the RBIG total-correlation rule, fed layer by layer.
+
+    With ``early_stopping`` it tracks the best held-out score and stops after
+    ``patience`` layers without an improvement of more than ``tol``;
+    otherwise it keeps layers while the total correlation they remove is at
+    least ``tol``. ``n_keep`` is the depth to keep (possibly zero: no layer
+    helped), ``stop_at`` the number of layers seen when it stopped.
+
+    Parameters
+    ----------
+    early_stopping : bool
+        Which rule.
+    tol : float or None
+        Minimum improvement; ``None`` disables the RBIG rule.
+    patience : int
+        Layers without improvement before stopping.
+
+    Examples
+    --------
+    >>> from destructors.deep import LayerRecord, StoppingRule
+    >>> rule = StoppingRule(True, 0.0, patience=1)
+    >>> [rule.update(LayerRecord(None, v, 0.0)) for v in (1.0, 2.0, 1.5)]
+    [False, False, True]
+    >>> rule.n_keep
+    2
+    """
+
+    def __init__(self, early_stopping, tol, patience):
+        self.early_stopping = early_stopping
+        self.tol = tol
+        self.patience = patience
+        self.best, self.n_keep, self.n_seen, self.stale = -np.inf, 0, 0, 0
+        self.stop_at = None
+
+    def needs(self, record):
+        """Whether ``record`` holds the numbers this rule decides on."""
+        return not self.early_stopping or record.validation_score is not None
+
+    def update(self, record):
         """Record the next layer; return True once fitting should stop."""
         self.n_seen += 1
         tol = 0.0 if self.tol is None else self.tol
         if self.early_stopping:
-            improved = validation_score > self.best + tol
-            if validation_score > self.best:
-                self.best, self.n_keep = validation_score, self.n_seen
+            score = record.validation_score
+            improved = score > self.best + tol
+            if score > self.best:
+                self.best, self.n_keep = score, self.n_seen
         else:
-            improved = self.tol is None or tc_reduction >= tol
+            improved = self.tol is None or record.tc_reduction >= tol
             if improved:
                 self.n_keep = self.n_seen
         self.stale = 0 if improved else self.stale + 1
-        return self.stale >= self.patience
+        if self.stale >= self.patience:
+            self.stop_at = self.n_seen
+        return self.stop_at is not None
+
+
+class ArraySource:
+    """In-memory data for :func:`stack_layers`: rows pushed through each layer.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Fitting rows (validated float64).
+    X_val : ndarray or None, default=None
+        Held-out rows, scored after every layer.
+    track : bool, default=True
+        Record scores and total correlation per layer (a refit needs none).
+    measure : callable or None, default=None
+        ``measure(layer, X_before, X_after) -> float``, the total correlation
+        a layer removed; default: the summed ``KL(marginal || N(0, 1))`` of
+        its output, which the next marginal step removes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import PCARotation
+    >>> from destructors.deep import ArraySource
+    >>> source = ArraySource(np.random.default_rng(0).normal(size=(100, 2)))
+    >>> source.fit(PCARotation())
+    True
+    >>> len(source.records())
+    1
+    """
+
+    def __init__(self, X, X_val=None, *, track=True, measure=None):
+        self.X, self.X_val = X, X_val
+        self.track = track
+        self.measure = measure
+        self.log_det = np.zeros(X.shape[0])
+        self.log_det_val = None if X_val is None else np.zeros(X_val.shape[0])
+        self._records = []
+
+    def fit(self, layer, should_stop=None):
+        """Fit ``layer`` on the current rows and push them through it."""
+        X_before = self.X
+        self.X, ld = layer._fit_forward(self.X)
+        if not self.track:
+            return True
+        self.log_det += ld
+        train = float(np.mean(standard_normal_log_pdf(self.X) + self.log_det))
+        if self.measure is None:
+            tc = float(marginal_kl_to_normal(self.X).sum())
+        else:
+            tc = float(self.measure(layer, X_before, self.X))
+        val = None
+        if self.X_val is not None:
+            self.X_val, ld = layer._forward(self.X_val)
+            self.log_det_val += ld
+            val = float(np.mean(standard_normal_log_pdf(self.X_val) + self.log_det_val))
+        self._records.append(LayerRecord(train, val, tc))
+        return True
+
+    def records(self):
+        """Records of the layers fitted so far, in order."""
+        return self._records
+
+    def finish(self, n_layers):
+        """Nothing is pending in memory."""
+
+    def describe(self, i):
+        """One progress line for layer ``i``."""
+        r = self._records[i]
+        msg = f"layer {i + 1}: train {r.train_score:.4f}"
+        if r.validation_score is not None:
+            msg += f", validation {r.validation_score:.4f}"
+        return msg + f", tc reduction {r.tc_reduction:.5f}"
+
+
+@dataclass
+class StackResult:
+    """What :func:`stack_layers` returns.
+
+    Attributes
+    ----------
+    layers : list of destructors
+        Every layer fitted before the rule stopped.
+    records : list of LayerRecord
+        Their records.
+    n_keep : int
+        How many leading layers the rule keeps.
+    """
+
+    layers: list
+    records: list
+    n_keep: int
+
+
+def stack_layers(factory, source, rule, max_layers, verbose=0):
+    """The greedy loop: fit layer ``i = factory(i)`` on the data so far, until the rule stops.
+
+    Every deep model (in memory, streamed from Dask, or for the information
+    measures) runs this one loop; they differ in the layer factory (which
+    may vary layers by position), the data source and the stopping rule.
+    A source may learn a layer's numbers later than its fit (a streamed
+    source scores layer ``i`` in the pass that fits layer ``i + 1``), so
+    decisions are taken in order as records become known, and a source may
+    abandon a fit as soon as the rule has decided (``should_stop``).
+
+    Parameters
+    ----------
+    factory : callable
+        ``factory(i)`` returns the unfitted layer at position ``i``.
+    source : ArraySource or a streamed source
+        Has ``fit(layer, should_stop) -> bool``, ``records()``,
+        ``finish(n_layers)`` and ``describe(i)``.
+    rule : StoppingRule or similar
+        Has ``needs(record)``, ``update(record) -> bool``, ``n_keep`` and
+        ``stop_at``.
+    max_layers : int
+        Upper bound on the number of layers.
+    verbose : int, default=0
+        Print one line per layer when positive.
+
+    Returns
+    -------
+    result : StackResult
+        The fitted layers, their records and the depth to keep.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import RandomRotation
+    >>> from destructors.deep import ArraySource, StoppingRule, stack_layers
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> rule = StoppingRule(False, None, patience=1)
+    >>> result = stack_layers(lambda i: RandomRotation(random_state=i), ArraySource(X),
+    ...                       rule, max_layers=3)
+    >>> len(result.layers), result.n_keep
+    (3, 3)
+    """
+    layers = []
+    n_decided = 0
+
+    def decide():
+        nonlocal n_decided
+        known = source.records()
+        while rule.stop_at is None and n_decided < len(known):
+            if not rule.needs(known[n_decided]):
+                break
+            rule.update(known[n_decided])
+            n_decided += 1
+        return rule.stop_at is not None
+
+    for i in range(max_layers):
+        layer = factory(i)
+        if not source.fit(layer, decide):
+            break
+        layers.append(layer)
+        if verbose:
+            print(source.describe(i))
+        if decide():
+            break
+    n_fitted = len(layers) if rule.stop_at is None else rule.stop_at
+    source.finish(n_fitted)
+    decide()
+    if rule.stop_at is not None:
+        n_fitted = min(n_fitted, rule.stop_at)
+    return StackResult(layers[:n_fitted], source.records()[:n_fitted], rule.n_keep)
 
 
 @register_layer("deep", "model")
@@ -172,7 +385,6 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         return self.layer
 
     def _fit(self, X):
-        start = time.perf_counter()
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, self.max_layers)
         X_val = None
@@ -188,65 +400,64 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
             X_val, X_fit = X[perm[:n_val]], X[perm[n_val:]]
         else:
             X_fit = X
+        return self._stack(
+            seeds, ArraySource(X_fit, X_val), lambda: ArraySource(X, track=False)
+        )
 
-        layers, n_keep = self._search(X_fit, X_val, seeds)
-        if X_val is not None and self.refit:
-            layers = self._fit_fixed(X, seeds[:n_keep])
-        else:
-            layers = layers[:n_keep]
+    def _fit_stream(self, stream):
+        """Fit on a chunked source: the same loop, fed by passes over the data."""
+        if stream.layers:
+            raise NotImplementedError(
+                f"{type(self).__name__} inside another model cannot be fitted on a "
+                "Dask array; fit it at the top level."
+            )
+        rng = check_random_state(self.random_state)
+        seeds = spawn_seeds(rng, self.max_layers)
+        holdout = None
+        if self.early_stopping:
+            holdout = (self.validation_fraction, int(rng.randint(0, 2**31 - 1)))
+        self._stack(
+            seeds, stream.restart(holdout).stacking_source(),
+            lambda: stream.restart(None).stacking_source(track=False),
+        )
+
+    def _stack(self, seeds, search, refit_source):
+        """Search the depth on ``search``, then refit on all rows if asked."""
+        start = time.perf_counter()
+        rule = StoppingRule(self.early_stopping, self.tol, self.n_iter_no_change)
+        result = stack_layers(
+            lambda i: self._new_layer(seeds[i]), search, rule, self.max_layers, self.verbose
+        )
+        records = result.records
+        self.train_score_ = np.asarray([r.train_score for r in records])
+        self.validation_score_ = (
+            np.asarray([r.validation_score for r in records]) if self.early_stopping else None
+        )
+        self.tc_reduction_ = np.asarray([r.tc_reduction for r in records])
+        n_keep = max(result.n_keep, 1)
+        layers = result.layers[:n_keep]
+        # (passes, seconds) per layer fitted, where the source counts passes.
+        log = list(getattr(search, "log", []))[: len(result.layers)]
+        if self.early_stopping and self.refit:
+            source = refit_source()
+            layers = [self._new_layer(seed) for seed in seeds[:n_keep]]
+            for layer in layers:
+                source.fit(layer)
+            log += getattr(source, "log", [])
         self._set_layers(layers)
         self.fit_time_ = time.perf_counter() - start
+        if log:
+            self._fit_log = log
         return self
 
     def _set_layers(self, layers):
-        """Keep fitted layers (shared with the fit on Dask arrays)."""
+        """Keep fitted layers."""
         self.layers_ = layers
         self.n_layers_ = len(layers)
         self._n_features_out = self.n_features_in_
 
     def _new_layer(self, seed):
         return _seed_layer(clone(self._make_layer()), int(seed))
-
-    def _search(self, X, X_val, seeds):
-        """Fit layers one at a time, recording the diagnostics and the depth."""
-        template = self._make_layer()
-        layers = []
-        train_score, val_score, tc_reduction = [], [], []
-        log_det = np.zeros(X.shape[0])
-        log_det_val = None if X_val is None else np.zeros(X_val.shape[0])
-        rule = _StoppingRule(self)
-        for i, seed in enumerate(seeds):
-            layer = _seed_layer(clone(template), int(seed))
-            X, ld = layer._fit_forward(X)
-            log_det += ld
-            layers.append(layer)
-            train_score.append(np.mean(standard_normal_log_pdf(X) + log_det))
-            tc_reduction.append(float(marginal_kl_to_normal(X).sum()))
-            if X_val is not None:
-                X_val, ld = layer._forward(X_val)
-                log_det_val += ld
-                val_score.append(np.mean(standard_normal_log_pdf(X_val) + log_det_val))
-            stop = rule.update(val_score[-1] if val_score else None, tc_reduction[-1])
-            if self.verbose:
-                msg = f"layer {i + 1}: train {train_score[-1]:.4f}"
-                if val_score:
-                    msg += f", validation {val_score[-1]:.4f}"
-                print(msg + f", tc reduction {tc_reduction[-1]:.5f}")
-            if stop:
-                break
-        self.train_score_ = np.asarray(train_score)
-        self.validation_score_ = np.asarray(val_score) if val_score else None
-        self.tc_reduction_ = np.asarray(tc_reduction)
-        return layers, max(rule.n_keep, 1)
-
-    def _fit_fixed(self, X, seeds):
-        template = self._make_layer()
-        layers = []
-        for seed in seeds:
-            layer = _seed_layer(clone(template), int(seed))
-            X, _ = layer._fit_forward(X)
-            layers.append(layer)
-        return layers
 
 
 @register_layer("rbig", "model")

@@ -11,8 +11,12 @@ from sklearn.base import OneToOneFeatureMixin
 from ._compat import Interval, StrOptions
 from ._fused import MarginalStep
 from ._kernels import bucket_table, piecewise_linear
+from ._stats import Histograms, feature_histograms
 from .base import BaseDestructor, check_random_state
 from .registry import register_layer
+
+# At most this many passes to refine a streamed histogram (atoms, heavy tails).
+_MAX_REFINE = 2
 
 # Gauss-Hermite rule (probabilists' weights, normalised) for smoothing the
 # empirical CDF with a Gaussian kernel: E[F_n(x - h e)], e ~ N(0, 1).
@@ -357,6 +361,20 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
                 n_unique[j] = occupied.size  # one value per bin: exact
         self._warn_degenerate(n_unique, n_eff)
         return self._set_knots(knots)
+
+    def _fit_stream(self, stream):
+        """Fit from a fine histogram of the stream's output (chunked data)."""
+        grid, result = stream.histograms()
+        m = self._resolution(min(stream.n, self.subsample))
+        for _ in range(_MAX_REFINE):
+            # Refine until no bin holds more than half the mass between two knots.
+            finer = grid.refined(result["counts"][0], 0.5 / max(m - 1, 1))
+            if finer is None:
+                break
+            grid, result = finer, stream.run(Histograms([finer], bin_extremes=True))[0]
+        self._fit_histograms(feature_histograms(result, grid))
+        ends, _ = self._forward(np.vstack([result["min"][0], result["max"][0]]))
+        stream.append(self, bounds=(ends[0], ends[1]))
 
     def _set_knots(self, knots):
         with np.errstate(over="ignore", under="ignore", divide="ignore"):

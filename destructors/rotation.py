@@ -14,6 +14,7 @@ from sklearn.decomposition import FastICA
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
 from ._fused import AffineStep, FusedProgram
+from ._stats import Grid, Histograms, Moments, kl_to_normal
 from .base import BaseDestructor, check_random_state
 from .registry import register_layer
 
@@ -34,6 +35,24 @@ class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     def _fused_steps(self):
         zeros = np.zeros_like(self.shift_)
         return [AffineStep(self.matrix_, self.inverse_matrix_, self.shift_, zeros, self.log_det_)]
+
+    def _output_bounds(self, box=None, max_sq_norm=None):
+        """Outer bounds of the outputs of inputs in a box or a ball, or None."""
+        A, s = self.matrix_, self.shift_
+        lo = np.full(A.shape[0], -np.inf)
+        hi = np.full(A.shape[0], np.inf)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if max_sq_norm is not None:
+                r = np.linalg.norm(A, axis=1) * (np.sqrt(max_sq_norm) + np.linalg.norm(s))
+                lo, hi = -r, r
+            if box is not None:
+                a, b = A * (box[0] - s), A * (box[1] - s)
+                lo = np.maximum(lo, np.minimum(a, b).sum(axis=1))
+                hi = np.minimum(hi, np.maximum(a, b).sum(axis=1))
+        if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+            return None
+        pad = 1e-9 * np.maximum(hi - lo, np.maximum(np.abs(lo), np.abs(hi)))
+        return lo - pad, hi + pad
 
     # The fused kernel, with this layer's one step: the layer computes exactly
     # what it computes inside a fused run of layers (see destructors._fused).
@@ -95,6 +114,13 @@ class PCARotation(_LinearDestructor):
         with np.errstate(over="ignore", invalid="ignore"):
             cov = np.cov(X - mean, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
         return self._fit_moments(mean, cov)
+
+    def _fit_stream(self, stream):
+        """One pass of moments (count, mean, co-moments) of the stream."""
+        n, mean, comoment, max_sq = stream.run(Moments())[0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._fit_moments(mean, comoment / n)
+        stream.append(self, bounds=self._output_bounds(stream.bounds, max_sq))
 
     def _fit_moments(self, mean, cov):
         """Fit from the mean and the (biased) covariance of the data."""
@@ -238,6 +264,11 @@ class RandomRotation(_LinearDestructor):
             Q = group.rvs(d, random_state=check_random_state(self.random_state))
         return self._set_matrix(Q, np.zeros(d), Q.T)
 
+    def _fit_stream(self, stream):
+        """No pass: the draw depends only on the dimension."""
+        self._fit(np.zeros((2, stream.n_features)))
+        stream.append(self, bounds=self._output_bounds(stream.bounds))
+
 
 @register_layer("greedy", "rotation")
 class GreedyRotation(_LinearDestructor):
@@ -300,6 +331,32 @@ class GreedyRotation(_LinearDestructor):
             Z, _ = candidate._fit_forward(X)
             scores.append(marginal_kl_to_normal(Z).sum())
         return self._choose(candidates, scores)
+
+    def _fit_stream(self, stream):
+        """Two passes: moments for the PCA candidate, then every candidate's histograms."""
+        d = stream.n_features
+        n, mean, comoment, max_sq = stream.run(Moments())[0]
+        pca = PCARotation()
+        pca.n_features_in_ = d
+        with np.errstate(over="ignore", invalid="ignore"):
+            pca._fit_moments(mean, comoment / n)
+        candidates = [pca] + self._random_candidates()
+        for candidate in candidates[1:]:
+            candidate.n_features_in_ = d
+            candidate._fit(np.zeros((2, d)))  # only the dimension is used
+        bounds = [c._output_bounds(stream.bounds, max_sq) for c in candidates]
+        if any(b is None for b in bounds):
+            raise ValueError("GreedyRotation: the data are too large for float64; rescale them.")
+        grids = [Grid.uniform(*b) for b in bounds]
+        maps = [(c.matrix_, c.shift_) for c in candidates]
+        result = stream.run(Histograms(grids, maps))[0]
+        scores = [kl_to_normal(result, g, image=c).sum() for c, g in enumerate(grids)]
+        self._choose(candidates, scores)
+        best = int(np.argmax(self.candidate_scores_))
+        # The winner's histogram is the next marginal layer's input statistics.
+        picked = {k: (v if np.ndim(v) == 0 else v[best : best + 1]) for k, v in result.items()}
+        stream.append(self, bounds=(result["min"][best], result["max"][best]),
+                      hist=(grids[best], picked))
 
     def _random_candidates(self):
         """The unfitted random candidates, each with its own seed."""

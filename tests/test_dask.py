@@ -335,7 +335,7 @@ def test_passes_per_layer_are_as_documented(moons):
     X, _ = moons
     model = RBIG(max_layers=4, early_stopping=False, tol=None, random_state=0)
     model.fit(_lazy(X))
-    passes = [p for p, _ in model._dask_fit_log]
+    passes = [p for p, _ in model._fit_log]
     # First layer: min/max and histogram of the raw data, then moments and
     # candidate histograms; later layers reuse the winner's histogram.
     assert passes[0] in (4, 5, 6) and passes[1:] == [2, 2, 2]
