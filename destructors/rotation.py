@@ -132,9 +132,8 @@ class PCARotation(_LinearDestructor):
         eigval, eigvec = np.linalg.eigh(cov)
         order = np.argsort(eigval)[::-1]
         eigval, eigvec = np.maximum(eigval[order], 0.0), eigvec[:, order]
-        # Fix the sign of each axis so the fit does not depend on LAPACK's choice.
         d = cov.shape[0]
-        eigvec *= np.where(eigvec[np.abs(eigvec).argmax(axis=0), range(d)] < 0, -1, 1)
+        eigvec *= _axis_signs(eigvec)
         self.explained_variance_ = eigval
         if self.whiten:
             tiny = np.finfo(np.float64).eps * max(eigval.max(), 1e-300) * d
@@ -373,3 +372,21 @@ class GreedyRotation(_LinearDestructor):
         self.chosen_ = "pca" if best == 0 else "random"
         winner = candidates[best]
         return self._set_matrix(winner.matrix_, winner.shift_, winner.inverse_matrix_)
+
+
+# A fixed, generic direction: (i * golden ratio) mod 1, shifted to be positive.
+def _reference_direction(d):
+    return 0.5 + np.mod(np.arange(1, d + 1) * 0.6180339887498949, 1.0)
+
+
+def _axis_signs(axes):
+    """Signs that make each column of ``axes`` point along a fixed generic direction.
+
+    The fit must not depend on LAPACK's sign choice. Taking the sign of the
+    largest loading ties whenever two loadings are equal in magnitude (every
+    axis of a 2-D correlation matrix is (+-1, +-1) / sqrt(2)), and then the
+    last rounding bit decides. A projection on a generic direction is zero
+    only for axes orthogonal to it, which symmetric data do not produce.
+    """
+    projection = _reference_direction(axes.shape[0]) @ axes
+    return np.where(projection < 0, -1.0, 1.0)
