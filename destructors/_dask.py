@@ -695,12 +695,12 @@ class _StreamSource:
                 stream.pending.add(len(stream.layers))
                 grid, result = stream.histograms()
         except _Stop:
-            return False
+            return None
         if self.track:
             self.ends.append(len(stream.layers))
             self.tc.append(float(kl_to_normal(result, grid).sum()))
         self.log.append((stream.n_passes - p0, time.perf_counter() - t0))
-        return True
+        return layer
 
     def _record(self, i):
         scores = self.stream.scores.get(self.ends[i])

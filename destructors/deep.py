@@ -10,7 +10,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
 from .base import BaseDestructor, check_random_state, spawn_seeds, standard_normal_log_pdf
-from .composite import ChainMixin, CompositeDestructor
+from .composite import ChainMixin, CompositeDestructor, check_layers
 from .marginal import MarginalGaussianizer
 from .registry import get_layer, layer_names, register_layer
 from .rotation import PCARotation
@@ -124,7 +124,7 @@ class ArraySource:
     >>> from destructors.deep import ArraySource
     >>> source = ArraySource(np.random.default_rng(0).normal(size=(100, 2)))
     >>> source.fit(PCARotation())
-    True
+    PCARotation()
     >>> len(source.records())
     1
     """
@@ -138,11 +138,11 @@ class ArraySource:
         self._records = []
 
     def fit(self, layer, should_stop=None):
-        """Fit ``layer`` on the current rows and push them through it."""
+        """Fit ``layer`` on the current rows, push them through it, return it."""
         X_before = self.X
         self.X, ld = layer._fit_forward(self.X)
         if not self.track:
-            return True
+            return layer
         self.log_det += ld
         train = float(np.mean(standard_normal_log_pdf(self.X) + self.log_det))
         if self.measure is None:
@@ -155,7 +155,7 @@ class ArraySource:
             self.log_det_val += ld
             val = float(np.mean(standard_normal_log_pdf(self.X_val) + self.log_det_val))
         self._records.append(LayerRecord(train, val, tc))
-        return True
+        return layer
 
     def records(self):
         """Records of the layers fitted so far, in order."""
@@ -208,7 +208,8 @@ def stack_layers(factory, source, rule, max_layers, verbose=0):
     factory : callable
         ``factory(i)`` returns the unfitted layer at position ``i``.
     source : ArraySource or a streamed source
-        Has ``fit(layer, should_stop) -> bool``, ``records()``,
+        Has ``fit(layer, should_stop)`` (the fitted layer to keep, or None
+        when the fit was abandoned), ``records()``,
         ``finish(n_layers)`` and ``describe(i)``.
     rule : StoppingRule or similar
         Has ``needs(record)``, ``update(record) -> bool``, ``n_keep`` and
@@ -249,8 +250,8 @@ def stack_layers(factory, source, rule, max_layers, verbose=0):
         return rule.stop_at is not None
 
     for i in range(max_layers):
-        layer = factory(i)
-        if not source.fit(layer, decide):
+        layer = source.fit(factory(i), decide)
+        if layer is None:
             break
         layers.append(layer)
         if verbose:
@@ -455,6 +456,48 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         self.layers_ = layers
         self.n_layers_ = len(layers)
         self._n_features_out = self.n_features_in_
+
+    @classmethod
+    def from_layers(cls, layers, **params):
+        """A fitted model made of already fitted layers, without fitting.
+
+        Parameters
+        ----------
+        layers : list of fitted destructors
+            Applied in order; all of one dimension.
+        **params : dict
+            Constructor parameters of the model (they describe how it would
+            be refitted; the layers are used as given).
+
+        Returns
+        -------
+        model : DeepDestructor
+            Transforms, scores, inverts and samples with ``layers``. Its
+            per-layer diagnostics (``train_score_`` ...) are empty arrays.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import DeepDestructor, PCARotation
+        >>> X = np.random.default_rng(0).normal(size=(100, 2))
+        >>> model = DeepDestructor.from_layers([PCARotation(whiten=True).fit(X)])
+        >>> bool(np.allclose(model.transform(X), model.layers_[0].transform(X)))
+        True
+        """
+        if not layers:
+            raise ValueError("from_layers needs at least one fitted layer.")
+        check_layers(layers, cls.__name__)
+        dims = {getattr(layer, "n_features_in_", None) for layer in layers}
+        if len(dims) != 1 or None in dims:
+            raise ValueError("from_layers needs fitted layers of one dimension.")
+        model = cls(**params)
+        model.n_features_in_ = dims.pop()
+        model._set_layers(list(layers))
+        empty = np.zeros(0)
+        model.train_score_, model.tc_reduction_ = empty, empty.copy()
+        model.validation_score_ = None
+        model.fit_time_ = 0.0
+        return model
 
     def _new_layer(self, seed):
         return _seed_layer(clone(self._make_layer()), int(seed))

@@ -99,7 +99,7 @@ from ._entropy import (
 )
 from .base import check_random_state, spawn_seeds, standard_normal_log_pdf
 from .composite import CompositeDestructor
-from .deep import RBIG, DeepDestructor
+from .deep import RBIG, DeepDestructor, LayerRecord, stack_layers
 from .marginal import MarginalGaussianizer
 from .rotation import PCARotation, RandomRotation, _LinearDestructor
 
@@ -294,6 +294,79 @@ def _greedy_layer(Z, seed, rng):
     return layer, Z_next, log_det, rows_b
 
 
+class _NoiseFloorRule:
+    """Stop after ``_PATIENCE`` layers in a row below the noise floor.
+
+    A layer counts if its reduction beats ``_Z`` times the noise of one
+    layer on Gaussian data (``sigma_first`` for the first layer, measured on
+    all rows; ``sigma`` for later ones, measured on half), or if the layers
+    of the last window do on average (slow, persistent structure).
+    """
+
+    def __init__(self, sigma_first, sigma):
+        self.sigma_first, self.sigma = sigma_first, sigma
+        self.reductions = []
+        self.n_keep = self.stale = 0
+        self.stop_at = None
+
+    def needs(self, record):
+        return True
+
+    def update(self, record):
+        i = len(self.reductions)
+        self.reductions.append(record.tc_reduction)
+        threshold = _Z * (self.sigma_first if i == 0 else self.sigma)
+        window = self.reductions[max(1, i - _PATIENCE + 1) :]
+        persistent = i >= _PATIENCE and np.mean(window) >= _Z * self.sigma / np.sqrt(_PATIENCE)
+        if record.tc_reduction >= threshold or persistent:
+            self.n_keep, self.stale = i + 1, 0
+        else:
+            self.stale += 1
+        if self.stale >= _PATIENCE:
+            self.stop_at = i + 1
+        return self.stop_at is not None
+
+
+class _InformationSource:
+    """The data source of the information measures' stacking loop.
+
+    The first layer is the one the factory gives (one knot per sample and
+    PCA); later layers choose their rotation on one half of the rows
+    (:func:`_greedy_layer`), and each layer's total-correlation reduction is
+    measured against a shuffled baseline (:func:`_layer_reduction`).
+    """
+
+    def __init__(self, X, seeds, rng, groups):
+        self.Z = X
+        self.seeds, self.rng, self.groups = seeds, rng, groups
+        self.log_det = np.zeros(X.shape[0])
+        self._records = []
+
+    def fit(self, layer, should_stop=None):
+        i = len(self._records)
+        if i == 0:
+            Z_next, ld = layer._fit_forward(self.Z)
+            reduction, _ = _layer_reduction(layer, self.Z, self.rng, refit=True,
+                                            groups=self.groups)
+        else:
+            layer, Z_next, ld, rows_b = _greedy_layer(self.Z, int(self.seeds[i]), self.rng)
+            reduction, _ = _layer_reduction(layer, self.Z[rows_b], self.rng, refit=False)
+        self.Z = Z_next
+        self.log_det += ld
+        train = float(np.mean(standard_normal_log_pdf(self.Z) + self.log_det))
+        self._records.append(LayerRecord(train, None, reduction))
+        return layer
+
+    def records(self):
+        return self._records
+
+    def finish(self, n_layers):
+        """Nothing is pending."""
+
+    def describe(self, i):
+        return f"layer {i + 1}: reduction {self._records[i].tc_reduction:.5f}"
+
+
 def _fit_gaussianization(X, seed, groups=None):
     """Greedy layers until the reductions reach the noise floor.
 
@@ -310,56 +383,31 @@ def _fit_gaussianization(X, seed, groups=None):
     rng = np.random.default_rng(int(seeds[-1]))
     # Noise of one layer's reduction on Gaussian data: the first layer is
     # measured on all rows, later ones on half of them.
-    sigma_first = negentropy_noise(n) * np.sqrt(2.0 * d)
-    sigma = negentropy_noise(n - n // 2) * np.sqrt(2.0 * d)
-    layers, reductions, train_score = [], [], []
-    log_det = np.zeros(n)
-    n_keep = stale = 0
-    Z = X
-    for i in range(_MAX_LAYERS):
-        if i == 0:
-            # PCA, so Gaussian data are done in one layer, and one knot per
-            # sample: the raw marginals, however skewed or heavy-tailed,
-            # become exact normal scores, so no marginal non-Gaussianity is
-            # left for a rotation to pass off as dependence.
-            layer = _information_layer(PCARotation(), int(seeds[0]), n_knots=n)
-            Z_next, ld = layer._fit_forward(Z)
-            reduction, _ = _layer_reduction(layer, Z, rng, refit=True, groups=groups)
-            threshold = _Z * sigma_first
-        else:
-            layer, Z_next, ld, rows_b = _greedy_layer(Z, int(seeds[i]), rng)
-            reduction, _ = _layer_reduction(layer, Z[rows_b], rng, refit=False)
-            threshold = _Z * sigma
-        Z = Z_next
-        log_det += ld
-        layers.append(layer)
-        reductions.append(reduction)
-        train_score.append(float(np.mean(standard_normal_log_pdf(Z) + log_det)))
-        # A layer counts if it beats the noise floor, or if the layers of
-        # the last window do on average (slow, persistent structure).
-        window = reductions[max(1, i - _PATIENCE + 1) :]
-        persistent = i >= _PATIENCE and np.mean(window) >= _Z * sigma / np.sqrt(_PATIENCE)
-        if reduction >= threshold or persistent:
-            n_keep, stale = i + 1, 0
-        else:
-            stale += 1
-        if stale >= _PATIENCE:
-            break
-    model = DeepDestructor(
-        _information_layer(PCARotation(), None),
+    rule = _NoiseFloorRule(
+        negentropy_noise(n) * np.sqrt(2.0 * d), negentropy_noise(n - n // 2) * np.sqrt(2.0 * d)
+    )
+
+    def factory(i):
+        # PCA, so Gaussian data are done in one layer, and one knot per
+        # sample: the raw marginals, however skewed or heavy-tailed, become
+        # exact normal scores, so no marginal non-Gaussianity is left for a
+        # rotation to pass off as dependence. Later layers are chosen by the
+        # source on half of the rows.
+        return _information_layer(PCARotation(), int(seeds[0]), n_knots=n) if i == 0 else None
+
+    result = stack_layers(factory, _InformationSource(X, seeds, rng, groups), rule, _MAX_LAYERS)
+    n_keep = result.n_keep
+    model = DeepDestructor.from_layers(
+        result.layers[: max(n_keep, 1)],
+        layer=_information_layer(PCARotation(), None),
         max_layers=_MAX_LAYERS,
         early_stopping=False,
         n_iter_no_change=_PATIENCE,
-        tol=_Z * sigma,
+        tol=_Z * rule.sigma,
         random_state=seed,
     )
-    # Install the layers as the fit on Dask arrays does: the result is the
-    # ordinary in-memory model (transform, score_samples, sample all work).
-    model.n_features_in_ = d
-    model._set_layers(layers[: max(n_keep, 1)])
-    model.train_score_ = np.asarray(train_score)
-    model.validation_score_ = None
-    model.tc_reduction_ = np.asarray(reductions)
+    model.train_score_ = np.asarray([r.train_score for r in result.records])
+    model.tc_reduction_ = np.asarray([r.tc_reduction for r in result.records])
     model.fit_time_ = time.perf_counter() - start
     return model, n_keep
 
