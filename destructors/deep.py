@@ -2,6 +2,7 @@
 
 import numbers
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,10 @@ from .composite import ChainMixin, CompositeDestructor, check_layers
 from .marginal import MarginalGaussianizer
 from .registry import get_layer, layer_names, register_layer
 from .rotation import PCARotation
+
+
+# Below this many rows the fit stops by the RBIG rule instead of a held-out split.
+_MIN_ROWS_EARLY_STOPPING = 20
 
 
 def _seed_layer(layer, seed):
@@ -388,21 +393,26 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
     def _fit(self, X):
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, self.max_layers)
-        X_val = None
-        if self.early_stopping:
+        X_val, X_fit = None, X
+        early_stopping = self.early_stopping
+        if early_stopping and X.shape[0] < _MIN_ROWS_EARLY_STOPPING:
+            # As scikit-learn's "auto" early stopping: a split of so few rows
+            # cannot choose a depth, so the RBIG rule does.
+            warnings.warn(
+                f"{X.shape[0]} samples are too few to hold out a validation split "
+                f"(early stopping needs at least {_MIN_ROWS_EARLY_STOPPING}); fitting "
+                "with early_stopping=False, which stops by the total correlation rule.",
+                UserWarning,
+                stacklevel=3,
+            )
+            early_stopping = False
+        if early_stopping:
             n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
-            if X.shape[0] - n_val < 2:
-                raise ValueError(
-                    f"early_stopping holds out {n_val} of {X.shape[0]} samples, "
-                    "leaving fewer than 2 to fit; pass more samples or "
-                    "early_stopping=False."
-                )
             perm = rng.permutation(X.shape[0])
             X_val, X_fit = X[perm[:n_val]], X[perm[n_val:]]
-        else:
-            X_fit = X
         return self._stack(
-            seeds, ArraySource(X_fit, X_val), lambda: ArraySource(X, track=False)
+            seeds, ArraySource(X_fit, X_val), lambda: ArraySource(X, track=False),
+            early_stopping,
         )
 
     def _fit_stream(self, stream):
@@ -420,26 +430,27 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         self._stack(
             seeds, stream.restart(holdout).stacking_source(),
             lambda: stream.restart(None).stacking_source(track=False),
+            self.early_stopping,
         )
 
-    def _stack(self, seeds, search, refit_source):
+    def _stack(self, seeds, search, refit_source, early_stopping):
         """Search the depth on ``search``, then refit on all rows if asked."""
         start = time.perf_counter()
-        rule = StoppingRule(self.early_stopping, self.tol, self.n_iter_no_change)
+        rule = StoppingRule(early_stopping, self.tol, self.n_iter_no_change)
         result = stack_layers(
             lambda i: self._new_layer(seeds[i]), search, rule, self.max_layers, self.verbose
         )
         records = result.records
         self.train_score_ = np.asarray([r.train_score for r in records])
         self.validation_score_ = (
-            np.asarray([r.validation_score for r in records]) if self.early_stopping else None
+            np.asarray([r.validation_score for r in records]) if early_stopping else None
         )
         self.tc_reduction_ = np.asarray([r.tc_reduction for r in records])
         n_keep = max(result.n_keep, 1)
         layers = result.layers[:n_keep]
         # (passes, seconds) per layer fitted, where the source counts passes.
         log = list(getattr(search, "log", []))[: len(result.layers)]
-        if self.early_stopping and self.refit:
+        if early_stopping and self.refit:
             source = refit_source()
             layers = [self._new_layer(seed) for seed in seeds[:n_keep]]
             for layer in layers:
