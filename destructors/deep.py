@@ -16,7 +16,6 @@ from .marginal import MarginalGaussianizer
 from .registry import get_layer, layer_names, register_layer
 from .rotation import PCARotation
 
-
 # Below this many rows the fit stops by the RBIG rule instead of a held-out split.
 _MIN_ROWS_EARLY_STOPPING = 20
 

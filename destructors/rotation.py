@@ -22,6 +22,44 @@ from .registry import register_layer
 class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     """Shared forward/inverse for affine layers (fitted ``shift_``, ``matrix_``)."""
 
+    @classmethod
+    def from_matrix(cls, matrix, shift=None, inverse_matrix=None, **params):
+        """A fitted layer ``z = (x - shift) @ matrix.T`` from its arrays, without data.
+
+        Parameters
+        ----------
+        matrix : array-like of shape (n_features, n_features)
+            The linear map (invertible).
+        shift : array-like of shape (n_features,) or None, default=None
+            Subtracted first; ``None`` means zeros.
+        inverse_matrix : array-like or None, default=None
+            The inverse, computed when not given.
+        **params : dict
+            Constructor parameters of the layer.
+
+        Returns
+        -------
+        layer : instance of cls
+            Fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import RandomRotation
+        >>> rot = RandomRotation.from_matrix([[0.0, 1.0], [1.0, 0.0]])
+        >>> rot.transform([[1.0, 2.0]]).tolist()
+        [[2.0, 1.0]]
+        """
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"matrix must be square, got shape {matrix.shape}.")
+        if not np.all(np.isfinite(matrix)) or abs(np.linalg.slogdet(matrix)[0]) == 0:
+            raise ValueError("matrix must be finite and invertible.")
+        layer = cls(**params)
+        layer.n_features_in_ = matrix.shape[1]
+        shift = np.zeros(matrix.shape[1]) if shift is None else shift
+        return layer._set_matrix(matrix, shift, inverse_matrix)
+
     def _set_matrix(self, matrix, shift, inverse=None):
         self.matrix_ = np.ascontiguousarray(matrix, dtype=np.float64)
         self.shift_ = np.asarray(shift, dtype=np.float64)
@@ -121,6 +159,37 @@ class PCARotation(_LinearDestructor):
         with np.errstate(over="ignore", invalid="ignore"):
             self._fit_moments(mean, comoment / n)
         stream.append(self, bounds=self._output_bounds(stream.bounds, max_sq))
+
+    @classmethod
+    def from_moments(cls, mean, cov, **params):
+        """A fitted PCA rotation from the data's mean and (biased) covariance.
+
+        Parameters
+        ----------
+        mean : array-like of shape (n_features,)
+            The mean.
+        cov : array-like of shape (n_features, n_features)
+            The covariance.
+        **params : dict
+            Constructor parameters (``whiten``).
+
+        Returns
+        -------
+        layer : PCARotation
+            Fitted, as :meth:`fit` on data with these moments.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import PCARotation
+        >>> rot = PCARotation.from_moments(np.zeros(2), np.diag([1.0, 4.0]))
+        >>> rot.explained_variance_.tolist()
+        [4.0, 1.0]
+        """
+        layer = cls(**params)
+        cov = np.asarray(cov, dtype=np.float64)
+        layer.n_features_in_ = cov.shape[0]
+        return layer._fit_moments(np.asarray(mean, dtype=np.float64), cov)
 
     def _fit_moments(self, mean, cov):
         """Fit from the mean and the (biased) covariance of the data."""
@@ -263,9 +332,17 @@ class RandomRotation(_LinearDestructor):
             Q = group.rvs(d, random_state=check_random_state(self.random_state))
         return self._set_matrix(Q, np.zeros(d), Q.T)
 
+    def _draw(self, d):
+        """The seeded Haar draw in ``d`` dimensions."""
+        if d == 1:
+            return np.ones((1, 1))
+        group = special_ortho_group if self.proper else ortho_group
+        return group.rvs(d, random_state=check_random_state(self.random_state))
+
     def _fit_stream(self, stream):
         """No pass: the draw depends only on the dimension."""
-        self._fit(np.zeros((2, stream.n_features)))
+        Q = self._draw(stream.n_features)
+        self._set_matrix(Q, np.zeros(stream.n_features), Q.T)
         stream.append(self, bounds=self._output_bounds(stream.bounds))
 
 
@@ -335,14 +412,12 @@ class GreedyRotation(_LinearDestructor):
         """Two passes: moments for the PCA candidate, then every candidate's histograms."""
         d = stream.n_features
         n, mean, comoment, max_sq = stream.run(Moments())[0]
-        pca = PCARotation()
-        pca.n_features_in_ = d
         with np.errstate(over="ignore", invalid="ignore"):
-            pca._fit_moments(mean, comoment / n)
-        candidates = [pca] + self._random_candidates()
-        for candidate in candidates[1:]:
-            candidate.n_features_in_ = d
-            candidate._fit(np.zeros((2, d)))  # only the dimension is used
+            pca = PCARotation.from_moments(mean, comoment / n)
+        candidates = [pca]
+        for candidate in self._random_candidates():
+            Q = candidate._draw(d)
+            candidates.append(RandomRotation.from_matrix(Q, None, Q.T, **candidate.get_params()))
         bounds = [c._output_bounds(stream.bounds, max_sq) for c in candidates]
         if any(b is None for b in bounds):
             raise ValueError("GreedyRotation: the data are too large for float64; rescale them.")
