@@ -13,7 +13,7 @@ from ._entropy import marginal_kl_to_normal
 from .base import BaseDestructor, check_random_state, spawn_seeds, standard_normal_log_pdf
 from .composite import ChainMixin, CompositeDestructor, check_layers
 from .marginal import MarginalGaussianizer
-from .registry import get_layer, layer_names, register_layer
+from .registry import get_layer, register_layer, registered_names
 from .rotation import PCARotation
 
 # Below this many rows the fit stops by the RBIG rule instead of a held-out split.
@@ -582,7 +582,7 @@ class RBIG(DeepDestructor):
 
     _parameter_constraints: dict = {
         **{k: v for k, v in DeepDestructor._parameter_constraints.items() if k != "layer"},
-        "rotation": [StrOptions(set(layer_names("rotation")))],
+        "rotation": [registered_names("rotation")],
         "n_knots": [Interval(numbers.Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
         "subsample": [Interval(numbers.Integral, 2, None, closed="left")],

@@ -11,6 +11,8 @@ class names.
 
 from dataclasses import dataclass
 
+from ._compat import StrOptions
+
 KINDS = ("marginal", "rotation", "layer", "model")
 
 
@@ -153,6 +155,46 @@ def get_layer(name, kind):
             f"Unknown {kind} layer {name!r}; registered: {', '.join(layer_names(kind))}."
         )
     return entry.cls
+
+
+def registered_names(kind):
+    """A parameter constraint: any name registered in ``kind`` at validation time.
+
+    For ``_parameter_constraints``: unlike a fixed ``StrOptions``, it reads
+    the registry when a parameter is validated, so layers registered after
+    import (a user's, say) are accepted, and error messages list them.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+
+    Returns
+    -------
+    constraint : StrOptions
+        Whose ``options`` are the names registered in ``kind``.
+
+    Examples
+    --------
+    >>> from destructors.registry import registered_names
+    >>> registered_names("rotation").is_satisfied_by("pca")
+    True
+    """
+    return _RegisteredNames(kind)
+
+
+class _RegisteredNames(StrOptions):
+    def __init__(self, kind):
+        self.kind = kind
+        super().__init__(set())
+
+    @property
+    def options(self):
+        return layer_names(self.kind)  # in registration order, for stable messages
+
+    @options.setter
+    def options(self, value):  # set once by StrOptions.__init__; the registry decides
+        pass
 
 
 def registered_classes():
