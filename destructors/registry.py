@@ -190,7 +190,7 @@ class _RegisteredNames(StrOptions):
 
     @property
     def options(self):
-        return layer_names(self.kind)  # in registration order, for stable messages
+        return dict.fromkeys(layer_names(self.kind)).keys()  # a set, in registration order
 
     @options.setter
     def options(self, value):  # set once by StrOptions.__init__; the registry decides
