@@ -232,3 +232,46 @@ def test_sample_follows_the_marginals():
     for j in range(2):
         assert stats.ks_2samp(S[:, j], X[:, j]).pvalue > 1e-3
     np.testing.assert_array_equal(S, model.sample(4000, random_state=0))
+
+
+@pytest.mark.parametrize("damping", [0.3, 0.7])
+def test_damped_map_is_exact_and_a_partial_step(damping):
+    X = skewed_data(2000, 3, seed=30)
+    full = MarginalGaussianizer(smoothing=0.0).fit(X)
+    damped = MarginalGaussianizer(smoothing=0.0, damping=damping).fit(X)
+    P = np.vstack([skewed_data(200, 3, seed=31), far_points(X, seed=32)])
+    assert_round_trip(damped, P)
+    assert_change_of_variables(damped, P[:60])
+    # At every knot the damped value is (1 - a) u + a g, with u the feature
+    # standardized by the full map's median and quartiles.
+    for j in range(3):
+        xk, zk = full.knots_x_[j, : full.n_knots_[j]], full.knots_z_[j, : full.n_knots_[j]]
+        median = np.interp(0.0, zk, xk)
+        q1, q3 = np.interp([-0.6744897501960817, 0.6744897501960817], zk, xk)
+        u = (xk - median) / ((q3 - q1) / (2 * 0.6744897501960817))
+        np.testing.assert_allclose(damped.transform(np.tile(xk[:, None], (1, 3)))[:, j],
+                                   (1 - damping) * u + damping * zk, rtol=1e-10, atol=1e-10)
+
+
+def test_damped_streamed_fit_matches_the_array_fit():
+    da = pytest.importorskip("dask.array")
+    X = skewed_data(20_000, 2, seed=35)
+    eager = MarginalGaussianizer(damping=0.3).fit(X)
+    lazy = MarginalGaussianizer(damping=0.3).fit(da.from_array(X, chunks=(5000, 2)))
+    X_test = skewed_data(5000, 2, seed=36)
+    assert abs(lazy.score(X_test) - eager.score(X_test)) < 2e-3
+
+
+def test_damped_density_integrates_to_one():
+    X = stats.gamma(2.0).rvs(size=(2000, 1), random_state=np.random.default_rng(33))
+    model = MarginalGaussianizer(damping=0.3).fit(X)
+    lo, hi = model.inverse_transform([[-9.0], [9.0]]).ravel()
+    assert abs(trapezoid_1d(model, lo, hi, 400_001) - 1.0) < 1e-3
+
+
+def test_full_damping_is_the_undamped_map():
+    X = skewed_data(500, 2, seed=34)
+    np.testing.assert_array_equal(
+        MarginalGaussianizer(damping=1.0).fit(X).transform(X),
+        MarginalGaussianizer().fit(X).transform(X),
+    )
