@@ -384,7 +384,8 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         self.random_state = random_state
         self.verbose = verbose
 
-    def _make_layer(self):
+    def _make_layer(self, position=0):
+        """The unfitted layer at ``position`` (0 is the first); one template here."""
         if self.layer is None:
             return CompositeDestructor([MarginalGaussianizer(), PCARotation()])
         return self.layer
@@ -437,7 +438,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         start = time.perf_counter()
         rule = StoppingRule(early_stopping, self.tol, self.n_iter_no_change)
         result = stack_layers(
-            lambda i: self._new_layer(seeds[i]), search, rule, self.max_layers, self.verbose
+            lambda i: self._new_layer(seeds[i], i), search, rule, self.max_layers, self.verbose
         )
         records = result.records
         self.train_score_ = np.asarray([r.train_score for r in records])
@@ -451,7 +452,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         log = list(getattr(search, "log", []))[: len(result.layers)]
         if early_stopping and self.refit:
             source = refit_source()
-            layers = [self._new_layer(seed) for seed in seeds[:n_keep]]
+            layers = [self._new_layer(seed, i) for i, seed in enumerate(seeds[:n_keep])]
             for layer in layers:
                 source.fit(layer)
             log += getattr(source, "log", [])
@@ -509,8 +510,8 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         model.fit_time_ = 0.0
         return model
 
-    def _new_layer(self, seed):
-        return _seed_layer(clone(self._make_layer()), int(seed))
+    def _new_layer(self, seed, position):
+        return _seed_layer(clone(self._make_layer(position)), int(seed))
 
 
 @register_layer("rbig", "model")
@@ -537,6 +538,13 @@ class RBIG(DeepDestructor):
         :class:`MarginalGaussianizer`).
     subsample : int, default=200_000
         Rows used per marginal fit.
+    damping : float in (0, 1], default=1.0
+        Fraction of each marginal step taken (see
+        :class:`MarginalGaussianizer`): smaller steps need more layers and
+        often generalize better.
+    first_damping : float in (0, 1] or None, default=None
+        Damping of the first layer only (``None``: ``damping``); an undamped
+        first layer often suits high-dimensional real data.
     max_layers : int, default=500
         Maximum number of layers.
     early_stopping : bool, default=True
@@ -586,6 +594,8 @@ class RBIG(DeepDestructor):
         "n_knots": [Interval(numbers.Integral, 2, None, closed="left"), StrOptions({"auto"})],
         "smoothing": [Interval(numbers.Real, 0, None, closed="left")],
         "subsample": [Interval(numbers.Integral, 2, None, closed="left")],
+        "damping": [Interval(numbers.Real, 0, 1, closed="right")],
+        "first_damping": [None, Interval(numbers.Real, 0, 1, closed="right")],
     }
 
     def __init__(
@@ -595,6 +605,8 @@ class RBIG(DeepDestructor):
         smoothing=0.3,
         subsample=200_000,
         *,
+        damping=1.0,
+        first_damping=None,
         max_layers=500,
         early_stopping=True,
         validation_fraction=0.1,
@@ -619,9 +631,15 @@ class RBIG(DeepDestructor):
         self.n_knots = n_knots
         self.smoothing = smoothing
         self.subsample = subsample
+        self.damping = damping
+        self.first_damping = first_damping
 
-    def _make_layer(self):
+    def _make_layer(self, position=0):
+        damping = self.damping
+        if position == 0 and self.first_damping is not None:
+            damping = self.first_damping
         marginal = MarginalGaussianizer(
-            n_knots=self.n_knots, smoothing=self.smoothing, subsample=self.subsample
+            n_knots=self.n_knots, smoothing=self.smoothing, subsample=self.subsample,
+            damping=damping,
         )
         return CompositeDestructor([marginal, get_layer(self.rotation, "rotation")()])
