@@ -97,11 +97,12 @@ from ._entropy import (
     marginal_kl_to_normal,
     negentropy_noise,
 )
-from .base import check_random_state, spawn_seeds, standard_normal_log_pdf
+from ._fused import AffineStep, MarginalStep
+from .base import check_random_state, fused_steps, spawn_seeds, standard_normal_log_pdf
 from .composite import CompositeDestructor
 from .deep import RBIG, DeepDestructor, LayerRecord, stack_layers
 from .marginal import MarginalGaussianizer
-from .rotation import PCARotation, RandomRotation, _LinearDestructor
+from .rotation import PCARotation, RandomRotation
 
 __all__ = ["entropy", "kl_divergence", "mutual_information", "total_correlation"]
 
@@ -186,15 +187,24 @@ def _check_method(method):
 # -- per-layer reductions -----------------------------------------------------
 
 
+def _describes(layer, kind):
+    """Whether a fitted layer declares itself one fused step of ``kind``."""
+    steps = fused_steps(layer)
+    return steps is not None and len(steps) == 1 and isinstance(steps[0], kind)
+
+
 def _layer_steps(layer):
-    """``(marginal, [linear, ...])`` of a fitted layer, or a ValueError."""
+    """``(marginal, [linear, ...])`` of a fitted layer, or a ValueError.
+
+    The reductions need a per-feature marginal map followed by affine maps;
+    each step says what it is through its fused description.
+    """
     steps = getattr(layer, "layers_", None)
     if (
-        not isinstance(layer, CompositeDestructor)
-        or steps is None
+        steps is None
         or len(steps) < 2
-        or not isinstance(steps[0], MarginalGaussianizer)
-        or not all(isinstance(s, _LinearDestructor) for s in steps[1:])
+        or not _describes(steps[0], MarginalStep)
+        or not all(_describes(s, AffineStep) for s in steps[1:])
     ):
         raise ValueError(
             "Information estimates need layers made of a MarginalGaussianizer "
@@ -242,7 +252,7 @@ def _layer_reduction(layer, X, rng, refit, groups=None):
         Y0, ld0 = step0._forward(Y0)
         log_det += float(ld[0])
         log_det0 += float(ld0[0])
-        W0 = step0.matrix_ @ W0
+        W0 = fused_steps(step0)[0].matrix @ W0
     H, H0 = marginal_entropy(Y), marginal_entropy(Y0)
     finite = np.isfinite(H) & np.isfinite(H0)
     variances = G.var(axis=0)
