@@ -94,7 +94,6 @@ from ._entropy import (
     gaussian_total_correlation,
     knn_entropy,
     marginal_entropy,
-    marginal_kl_to_normal,
     negentropy_noise,
 )
 from ._fused import AffineStep, MarginalStep
@@ -102,7 +101,7 @@ from .base import check_random_state, fused_steps, spawn_seeds, standard_normal_
 from .composite import CompositeDestructor
 from .deep import RBIG, DeepDestructor, LayerRecord, stack_layers
 from .marginal import MarginalGaussianizer
-from .rotation import PCARotation, RandomRotation
+from .rotation import PCARotation, RandomRotation, score_candidates
 
 __all__ = ["entropy", "kl_divergence", "mutual_information", "total_correlation"]
 
@@ -293,11 +292,7 @@ def _greedy_layer(Z, seed, rng):
     order = rng.permutation(n)
     rows_a, rows_b = order[: n // 2], order[n // 2 :]
     candidates = [PCARotation()] + [RandomRotation(random_state=int(s)) for s in seeds[1:]]
-    scores = []
-    for candidate in candidates:
-        candidate.fit(G)
-        Y_a, _ = candidate._forward(G[rows_a])
-        scores.append(float(np.sum(marginal_kl_to_normal(Y_a))))
+    scores = score_candidates(candidates, G, rows_a)
     winner = clone(candidates[int(np.argmax(scores))])
     layer = _information_layer(winner, int(seeds[0]))
     Z_next, log_det = layer._fit_forward(Z)
