@@ -363,6 +363,48 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         self.random_state = random_state
         self.damping = damping
 
+    @classmethod
+    def from_knots(cls, knots, **params):
+        """A fitted layer from per-feature knots, without data.
+
+        Parameters
+        ----------
+        knots : list of (xk, zk) pairs
+            For each feature, strictly increasing abscissae and ordinates
+            (at least two each) of its piecewise-linear map in Gaussian space.
+        **params : dict
+            Constructor parameters; ``damping`` applies to the given knots.
+
+        Returns
+        -------
+        layer : MarginalGaussianizer
+            Fitted.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import MarginalGaussianizer
+        >>> mg = MarginalGaussianizer.from_knots([([0.0, 2.0], [-1.0, 1.0])])
+        >>> mg.transform([[1.0], [4.0]]).ravel().tolist()
+        [0.0, 3.0]
+        """
+        checked = []
+        for j, (xk, zk) in enumerate(knots):
+            xk, zk = np.asarray(xk, dtype=np.float64), np.asarray(zk, dtype=np.float64)
+            if (xk.ndim != 1 or xk.shape != zk.shape or xk.size < 2
+                    or not (np.all(np.diff(xk) > 0) and np.all(np.diff(zk) > 0))):
+                raise ValueError(
+                    f"knots of feature {j} must be two strictly increasing 1-D arrays "
+                    "of one length, at least 2."
+                )
+            checked.append((xk, zk))
+        if not checked:
+            raise ValueError("from_knots needs the knots of at least one feature.")
+        layer = cls(**params)
+        layer._validate_params()
+        layer.n_features_in_ = len(checked)
+        return layer._set_knots(checked)
+
     def _resolution(self, n):
         """Number of quantile levels for a fit on ``n`` rows."""
         if self.n_knots == "auto":
