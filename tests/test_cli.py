@@ -433,3 +433,30 @@ def test_info_rejects_non_numeric_data_in_one_line(tmp_path, capsys):
     status, out, err = _run(["info", str(path)], capsys)
     assert status == 1 and out == ""
     assert err.count("\n") == 1 and "oops" in err
+
+
+# -- a layer registered outside the library (tests/example_layers.py) -------------
+
+
+def test_fit_and_score_with_a_rotation_registered_outside_the_library(tmp_path, capsys):
+    from example_layers import ExampleHouseholderRotation, registered_examples
+
+    X = _data(400, seed=4)
+    data = _write_csv(tmp_path / "data.csv", X)
+    path = tmp_path / "m.joblib"
+    with registered_examples():  # the registry is restored after the block
+        status, _, err = _run(
+            ["fit", data, "--columns", "x,y", "--rotation", "example-householder",
+             *FIT_OPTIONS, "-o", path],
+            capsys,
+        )  # fmt: skip
+        assert status == 0, err
+        model = _model({"model": path})
+        assert model.rotation == "example-householder"
+        assert all(isinstance(layer.layers_[1], ExampleHouseholderRotation)
+                   for layer in model.layers_)
+        status, out, err = _run(["score", path, data], capsys)
+    assert status == 0, err
+    header, values = _read_csv(out, from_text=True)
+    assert header == ["log_likelihood"]
+    np.testing.assert_array_equal(values[:, 0], model.score_samples(X))
