@@ -77,6 +77,29 @@ def register_layer(name, kind):
     return decorator
 
 
+def unregister_layer(name, kind):
+    """Remove a registered layer type (for layers registered for a while, as in tests).
+
+    Parameters
+    ----------
+    name : str
+        Registry name.
+    kind : str
+        One of :data:`KINDS`.
+
+    Examples
+    --------
+    >>> from destructors import PCARotation
+    >>> from destructors.registry import layer_names, register_layer, unregister_layer
+    >>> _ = register_layer("pca-again", "rotation")(PCARotation)
+    >>> unregister_layer("pca-again", "rotation")
+    >>> "pca-again" in layer_names("rotation")
+    False
+    """
+    if _REGISTRY.pop((kind, name), None) is None:
+        raise ValueError(f"No {kind} layer named {name!r} is registered.")
+
+
 def _load_builtin():
     # The built-in layers register themselves when the package is imported.
     import destructors  # noqa: F401

@@ -136,11 +136,10 @@ EXAMPLES = (
 @contextlib.contextmanager
 def registered_examples():
     """Register the example layers for the duration of a block, then restore the registry."""
-    saved = dict(registry._REGISTRY)
     try:
         for name, kind, cls in EXAMPLES:
             register_layer(name, kind)(cls)
         yield EXAMPLES
     finally:
-        registry._REGISTRY.clear()
-        registry._REGISTRY.update(saved)
+        for name, kind, _ in EXAMPLES:
+            registry.unregister_layer(name, kind)
