@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
+from sklearn.exceptions import ConvergenceWarning
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
@@ -446,6 +447,15 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
             np.asarray([r.validation_score for r in records]) if early_stopping else None
         )
         self.tc_reduction_ = np.asarray([r.tc_reduction for r in records])
+        if rule.stop_at is None and len(result.layers) == self.max_layers and (
+            rule.n_keep == self.max_layers
+        ):
+            warnings.warn(
+                f"{type(self).__name__} stopped at max_layers={self.max_layers} while the "
+                "last layer still improved the fit; raise max_layers for a better model.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         n_keep = max(result.n_keep, 1)
         layers = result.layers[:n_keep]
         # (passes, seconds) per layer fitted, where the source counts passes.

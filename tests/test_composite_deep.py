@@ -314,3 +314,18 @@ def test_composite_exposes_layer_parameters():
 def test_empty_composite_is_rejected():
     with pytest.raises(ValueError, match="at least one layer"):
         CompositeDestructor([]).fit(skewed_data(20, 2, seed=18))
+
+
+def test_max_layers_stopping_a_still_improving_fit_warns():
+    from sklearn.datasets import make_moons
+    from sklearn.exceptions import ConvergenceWarning
+
+    from destructors import RBIG
+
+    X, _ = make_moons(2000, noise=0.05, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="max_layers=2"):
+        RBIG(max_layers=2, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = RBIG(max_layers=200, random_state=0).fit(X)  # stops by itself
+    assert model.n_layers_ < 200
