@@ -447,14 +447,14 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
             np.asarray([r.validation_score for r in records]) if early_stopping else None
         )
         self.tc_reduction_ = np.asarray([r.tc_reduction for r in records])
-        if rule.stop_at is None and len(result.layers) == self.max_layers and (
-            rule.n_keep == self.max_layers
-        ):
+        # (With tol=None and no early stopping the depth is max_layers by request.)
+        criterion = early_stopping or self.tol is not None
+        if criterion and rule.stop_at is None and rule.n_keep == self.max_layers:
             warnings.warn(
                 f"{type(self).__name__} stopped at max_layers={self.max_layers} while the "
                 "last layer still improved the fit; raise max_layers for a better model.",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=6,  # the user's call of fit
             )
         n_keep = max(result.n_keep, 1)
         layers = result.layers[:n_keep]
