@@ -9,3 +9,15 @@ try:
     import dask.array  # noqa: F401
 except ImportError:
     collect_ignore.append("destructors/_dask.py")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Report what the property-based fuzzers tried, per category."""
+    import sys
+
+    fuzz = sys.modules.get("test_fuzz")
+    outcomes = getattr(fuzz, "OUTCOMES", None)
+    if outcomes:
+        terminalreporter.section("fuzz outcomes (inputs per estimator and kind)")
+        for key in sorted(outcomes):
+            terminalreporter.write_line(f"{key}: {outcomes[key]}")
