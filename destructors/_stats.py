@@ -16,6 +16,8 @@ order, fits the same layer. Nothing here imports Dask: the Dask front end
   marginal KL divergences that rank rotations.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -151,6 +153,62 @@ class Grid:
         return Grid(edges, [r.size for r in rows], False)
 
 
+class HistogramStats(NamedTuple):
+    """Merged :class:`Histograms` statistics of ``k`` images of ``d`` features.
+
+    Attributes
+    ----------
+    n : int
+        Rows.
+    counts : ndarray of shape (k, d, n_bins)
+        Bin counts.
+    min, max : ndarray of shape (k, d)
+        Per-feature extremes.
+    s1, s2 : ndarray of shape (k, d)
+        Sums of ``y - shift`` and of its square.
+    shift : ndarray of shape (k, d)
+        Shift of the moment sums (the grid centres).
+    bin_min, bin_max : ndarray of shape (k, d, n_bins) or None
+        Per-bin extremes, when asked for.
+    """
+
+    n: int
+    counts: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    shift: np.ndarray
+    bin_min: np.ndarray = None
+    bin_max: np.ndarray = None
+
+    def image(self, c):
+        """The statistics of image ``c`` alone (as a one-image record)."""
+        arrays = (getattr(self, f) for f in self._fields[1:])
+        return HistogramStats(self.n, *(None if a is None else a[c : c + 1] for a in arrays))
+
+
+class FeatureHistogram(NamedTuple):
+    """One feature's histogram, as :func:`~destructors.marginal.histogram_knots` reads it."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    x_min: float
+    x_max: float
+    std: float
+    bin_min: np.ndarray = None
+    bin_max: np.ndarray = None
+
+
+class MomentStats(NamedTuple):
+    """Count, mean, co-moment and largest squared norm of the rows."""
+
+    n: int
+    mean: np.ndarray
+    comoment: np.ndarray
+    max_sq_norm: float
+
+
 class MinMax:
     """Row count and per-feature minimum and maximum.
 
@@ -195,10 +253,11 @@ class Moments:
         """Statistics of one block."""
         d = Y.shape[1]
         if Y.shape[0] == 0:
-            return 0, np.zeros(d), np.zeros((d, d)), 0.0
+            return MomentStats(0, np.zeros(d), np.zeros((d, d)), 0.0)
         mean = Y.mean(axis=0)
         centred = Y - mean
-        return Y.shape[0], mean, centred.T @ centred, float(np.max(np.einsum("ij,ij->i", Y, Y)))
+        return MomentStats(Y.shape[0], mean, centred.T @ centred,
+                           float(np.max(np.einsum("ij,ij->i", Y, Y))))
 
     @staticmethod
     def merge(a, b):
@@ -210,7 +269,7 @@ class Moments:
         delta = b[1] - a[1]
         mean = a[1] + delta * (nb / n)
         comoment = a[2] + b[2] + np.outer(delta, delta) * (na * nb / n)
-        return n, mean, comoment, max(a[3], b[3])
+        return MomentStats(n, mean, comoment, max(a[3], b[3]))
 
 
 class Histograms:
@@ -237,7 +296,7 @@ class Histograms:
     >>> Y = np.random.default_rng(0).normal(size=(1000, 2))
     >>> stats = Histograms([Grid.uniform([-5.0, -5.0], [5.0, 5.0], 10)])
     >>> result = stats.compute(Y)
-    >>> int(result["counts"].sum()), result["n"]
+    >>> int(result.counts.sum()), result.n
     (2000, 1000)
     """
 
@@ -271,11 +330,9 @@ class Histograms:
                 shifts[c], counts[c], lo[c], hi[c], s1[c], s2[c],
                 self.bin_extremes, bin_lo[c], bin_hi[c],
             )
-        out = {"n": n, "counts": counts, "min": lo, "max": hi, "s1": s1, "s2": s2,
-               "shift": shifts}
-        if self.bin_extremes:
-            out["bin_min"], out["bin_max"] = bin_lo, bin_hi
-        return out
+        if not self.bin_extremes:
+            bin_lo = bin_hi = None
+        return HistogramStats(n, counts, lo, hi, s1, s2, shifts, bin_lo, bin_hi)
 
     @staticmethod
     def centres(grid):
@@ -287,29 +344,23 @@ class Histograms:
     @staticmethod
     def merge(a, b):
         """Statistics of two blocks together."""
-        out = {
-            "n": a["n"] + b["n"],
-            "counts": a["counts"] + b["counts"],
-            "min": np.minimum(a["min"], b["min"]),
-            "max": np.maximum(a["max"], b["max"]),
-            "s1": a["s1"] + b["s1"],
-            "s2": a["s2"] + b["s2"],
-            "shift": a["shift"],
-        }
-        if "bin_min" in a:
-            out["bin_min"] = np.minimum(a["bin_min"], b["bin_min"])
-            out["bin_max"] = np.maximum(a["bin_max"], b["bin_max"])
-        return out
+        extremes = (None, None)
+        if a.bin_min is not None:
+            extremes = (np.minimum(a.bin_min, b.bin_min), np.maximum(a.bin_max, b.bin_max))
+        return HistogramStats(
+            a.n + b.n, a.counts + b.counts, np.minimum(a.min, b.min), np.maximum(a.max, b.max),
+            a.s1 + b.s1, a.s2 + b.s2, a.shift, *extremes,
+        )
 
 
 def feature_histograms(result, grid, image=0):
-    """Per-feature ``(edges, counts, x_min, x_max, std, bin_min, bin_max)`` of one image.
+    """Per-feature histograms of one image.
 
-    The tuples :meth:`MarginalGaussianizer._fit_histograms` reads.
+    The records :meth:`MarginalGaussianizer._fit_histograms` reads.
 
     Parameters
     ----------
-    result : dict
+    result : HistogramStats
         Merged :class:`Histograms` statistics.
     grid : Grid
         The grid of that image.
@@ -318,9 +369,9 @@ def feature_histograms(result, grid, image=0):
 
     Returns
     -------
-    features : list of tuple
-        One ``(edges, counts, x_min, x_max, std, bin_min, bin_max)`` per
-        feature; the last two are ``None`` without per-bin extremes.
+    features : list of FeatureHistogram
+        One per feature; ``bin_min`` and ``bin_max`` are ``None`` without
+        per-bin extremes.
 
     Examples
     --------
@@ -332,20 +383,20 @@ def feature_histograms(result, grid, image=0):
     >>> counts.tolist(), lo, hi, round(std, 6)
     ([1, 0, 0, 1], 0.1, 0.9, 0.4)
     """
-    n = result["n"]
-    mean = result["s1"][image] / n
-    var = np.maximum(result["s2"][image] / n - mean**2, 0.0)
+    n = result.n
+    mean = result.s1[image] / n
+    var = np.maximum(result.s2[image] / n - mean**2, 0.0)
     out = []
     for j in range(grid.edges.shape[0]):
         e = grid.feature(j)
         bins = slice(0, e.size - 1)
         extremes = (
-            (result["bin_min"][image, j, bins], result["bin_max"][image, j, bins])
-            if "bin_min" in result else (None, None)
+            (result.bin_min[image, j, bins], result.bin_max[image, j, bins])
+            if result.bin_min is not None else (None, None)
         )
-        out.append((
-            e, result["counts"][image, j, bins],
-            float(result["min"][image, j]), float(result["max"][image, j]),
+        out.append(FeatureHistogram(
+            e, result.counts[image, j, bins],
+            float(result.min[image, j]), float(result.max[image, j]),
             float(np.sqrt(var[j])), *extremes,
         ))
     return out
@@ -362,7 +413,7 @@ def kl_to_normal(result, grid, image=0):
 
     Parameters
     ----------
-    result : dict
+    result : HistogramStats
         Merged :class:`Histograms` statistics.
     grid : Grid
         The grid of that image.
@@ -385,18 +436,18 @@ def kl_to_normal(result, grid, image=0):
     >>> bool(np.allclose(kl, marginal_kl_to_normal(Y), atol=2e-3))
     True
     """
-    n = result["n"]
-    shift = result["shift"][image]
-    second = result["s2"][image] / n + 2.0 * shift * result["s1"][image] / n + shift**2
+    n = result.n
+    shift = result.shift[image]
+    second = result.s2[image] / n + 2.0 * shift * result.s1[image] / n + shift**2
     n_bins = int(np.ceil(np.sqrt(n)))
     kl = np.empty(grid.edges.shape[0])
     for j in range(kl.size):
-        lo, hi = result["min"][image, j], result["max"][image, j]
+        lo, hi = result.min[image, j], result.max[image, j]
         if hi <= lo:
             kl[j] = np.inf
             continue
         e = grid.feature(j)
-        counts = result["counts"][image, j, : e.size - 1]
+        counts = result.counts[image, j, : e.size - 1]
         x = np.r_[lo, np.clip(e[1:-1], lo, hi), hi]
         cum = np.r_[0.0, np.cumsum(counts)[:-1], n]
         coarse = np.diff(np.interp(np.linspace(lo, hi, n_bins + 1), x, cum))

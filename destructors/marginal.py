@@ -464,12 +464,12 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         m = self._resolution(min(stream.n, self.subsample))
         for _ in range(_MAX_REFINE):
             # Refine until no bin holds more than half the mass between two knots.
-            finer = grid.refined(result["counts"][0], 0.5 / max(m - 1, 1))
+            finer = grid.refined(result.counts[0], 0.5 / max(m - 1, 1))
             if finer is None:
                 break
             grid, result = finer, stream.run(Histograms([finer], bin_extremes=True))[0]
         self._fit_histograms(feature_histograms(result, grid))
-        ends, _ = self._forward(np.vstack([result["min"][0], result["max"][0]]))
+        ends, _ = self._forward(np.vstack([result.min[0], result.max[0]]))
         stream.append(self, bounds=(ends[0], ends[1]))
 
     def _set_knots(self, knots):

@@ -424,9 +424,8 @@ class GreedyRotation(_LinearDestructor):
         self._choose(candidates, scores)
         best = int(np.argmax(self.candidate_scores_))
         # The winner's histogram is the next marginal layer's input statistics.
-        picked = {k: (v if np.ndim(v) == 0 else v[best : best + 1]) for k, v in result.items()}
-        stream.append(self, bounds=(result["min"][best], result["max"][best]),
-                      hist=(grids[best], picked))
+        stream.append(self, bounds=(result.min[best], result.max[best]),
+                      hist=(grids[best], result.image(best)))
 
     def _random_candidates(self):
         """The unfitted random candidates, each with its own seed."""

@@ -73,14 +73,14 @@ def test_histograms_of_affine_images_and_refined_grids():
     image = (X - shift) @ Q.T
     grid = Grid.uniform(image.min(axis=0) - 1, image.max(axis=0) + 1, 50)
     result = Histograms([grid], [(Q, shift)]).compute(X)
-    heavy = result["counts"][0]
+    heavy = result.counts[0]
     finer = grid.refined(heavy, max_mass=0.05, sub_bins=8)
     assert finer is not None and not finer.uniform
     assert np.all(finer.n_edges > grid.n_edges)
     refined = Histograms([finer], [(Q, shift)]).compute(X)
     for j in range(3):
         expected, _ = np.histogram(image[:, j], bins=finer.feature(j))
-        np.testing.assert_array_equal(refined["counts"][0, j, : finer.n_edges[j] - 1], expected)
+        np.testing.assert_array_equal(refined.counts[0, j, : finer.n_edges[j] - 1], expected)
     assert grid.refined(heavy, max_mass=1.0) is None
 
 
