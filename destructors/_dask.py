@@ -24,8 +24,7 @@ Sampling
 
 Fitting on data larger than memory
     ``fit`` makes passes over the data: each pass pushes every block through
-    the layers fitted so far (the source is read again, nothing is
-    persisted), computes mergeable statistics of the training rows
+    the layers fitted since the last checkpoint (see below), computes mergeable statistics of the training rows
     (:mod:`destructors._stats`) and merges them in a tree. Passes per layer:
 
     - :class:`MarginalGaussianizer`: a fine histogram (2**14 bins per
@@ -47,8 +46,14 @@ Fitting on data larger than memory
     So the default RBIG layer (marginal map + greedy rotation) costs two
     passes, plus two for the first layer's min/max and histogram; with
     ``refit=True`` after early stopping the chosen depth is fitted again on
-    all rows. Layer ``l`` re-applies the ``l - 1`` earlier layers to every
-    block, so a fit of ``L`` layers costs ``O(L**2)`` layer applications.
+    all rows. A deep fit checkpoints the rows after every layer: one more
+    pass applies the new layer and persists the result (with the summed
+    log-det as an extra column) on the cluster, and later passes start
+    there, so ``L`` layers cost ``O(L)`` layer applications. This holds a
+    copy of the data (one more column) in the cluster's memory, which
+    distributed workers spill to disk when short; with
+    ``DESTRUCTORS_DASK_PERSIST=0`` nothing is persisted and each pass
+    replays every earlier layer (``O(L**2)``, same results).
 
     Memory per worker: a few copies of one block (input, each layer's
     output, the log-determinant), the fitted prefix, and the statistics of
@@ -65,6 +70,7 @@ Fitting on data larger than memory
 
 import copy
 import numbers
+import os
 import time
 import uuid
 
@@ -85,8 +91,9 @@ from .registry import registered_layers
 
 # Partial statistics merged per task when reducing a pass.
 _FAN_IN = 8
-# At most this many passes to refine a marginal histogram.
-_MAX_REFINE = 2
+# Persist the rows after every layer of a deep fit (see _Stream.checkpoint);
+# DESTRUCTORS_DASK_PERSIST=0 replays all earlier layers instead (no memory).
+_PERSIST = os.environ.get("DESTRUCTORS_DASK_PERSIST", "1") != "0"
 
 
 # -- input -------------------------------------------------------------------
@@ -427,16 +434,40 @@ class _Stop(Exception):
     """Raised before a pass when the depth search has already decided to stop."""
 
 
-def _block_pass(block, index, layers, holdout, score_at, stats):
-    """One block's contribution to a pass (see :meth:`_Stream.run`)."""
-    X = _checked(block)
+def _split_block(block, folded):
+    """A block's rows and the log-det its folded layers already added."""
+    if folded:
+        # Checkpointed blocks hold the rows after the folded layers and, in
+        # their last column, the log-det those layers added.
+        return block[:, :-1], block[:, -1].copy()
+    return _checked(block), np.zeros(block.shape[0])
+
+
+def _advance_block(block, layers, folded):
+    """Push a block through ``layers``; keep the summed log-det as a last column."""
+    X, log_det = _split_block(block, folded)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below
+        for layer in layers:
+            X, ld = layer._forward(X)
+            log_det += ld
+    _check_finite_output(X, "fit")
+    _check_finite_output(log_det, "fit")
+    return np.column_stack([X, log_det])
+
+
+def _block_pass(block, index, layers, holdout, score_at, stats, folded=0):
+    """One block's contribution to a pass (see :meth:`_Stream.run`).
+
+    The first ``folded`` layers are already applied in a checkpointed block;
+    ``layers`` are the ones after them, and ``score_at`` counts from zero.
+    """
+    X, log_det = _split_block(block, folded)
     n = X.shape[0]
     val = None
     if holdout is not None:
         fraction, seed = holdout
         rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
         val = rng.random(n) < fraction
-    log_det = np.zeros(n)
     scores = {}
 
     def record(k):
@@ -446,10 +477,10 @@ def _block_pass(block, index, layers, holdout, score_at, stats):
         else:
             scores[k] = np.array([ll[~val].sum(), n - val.sum(), ll[val].sum(), val.sum()])
 
-    if 0 in score_at:
-        record(0)
+    if folded in score_at:
+        record(folded)
     with np.errstate(over="ignore", invalid="ignore"):  # reported below
-        for k, layer in enumerate(layers, 1):
+        for k, layer in enumerate(layers, folded + 1):
             X, ld = layer._forward(X)
             log_det += ld
             if k in score_at:
@@ -493,6 +524,8 @@ class _Stream:
     def __init__(self, X, holdout=None, parent=None):
         self.X = X
         self.parent = parent
+        self.source = X  # the rows after the first ``folded`` layers
+        self.folded = 0
         self.blocks = X.to_delayed().ravel().tolist()
         self.holdout = holdout
         self.layers = []
@@ -510,13 +543,45 @@ class _Stream:
     def n_features(self):
         return self.X.shape[1]
 
+    @staticmethod
+    def _layers_task(layers):
+        return dask.delayed(
+            tuple(layers), name=f"destructor-layers-{uuid.uuid4().hex}", traverse=False
+        )
+
+    def checkpoint(self):
+        """Persist the rows pushed through every layer so far.
+
+        Later passes then start from the persisted blocks instead of
+        replaying all earlier layers, so a deep fit costs O(L) layer
+        applications rather than O(L**2). The persisted copy has one more
+        column (the summed log-det) and lives in the cluster's memory, spilled
+        to disk by Dask's distributed workers when memory runs short.
+        """
+        if self.folded == len(self.layers):
+            return
+        d = self.n_features
+        advanced = self.source.map_blocks(
+            _advance_block, self._layers_task(self.layers[self.folded :]), self.folded,
+            chunks=(self.source.chunks[0], (d + 1,)), dtype=np.float64,
+            meta=np.empty((0, d + 1)),
+        )
+        self.source = advanced.persist()
+        self.blocks = self.source.to_delayed().ravel().tolist()
+        self.folded = len(self.layers)
+        self.n_passes += 1
+
     def restart(self, holdout=None):
         """A fresh stream over the same data (for a model that runs its own passes)."""
         return _Stream(self.X, holdout, parent=self)
 
-    def stacking_source(self, track=True):
-        """This stream as a data source of the stacking loop."""
-        return _StreamSource(self, track)
+    def stacking_source(self, track=True, persist=None):
+        """This stream as a data source of the stacking loop.
+
+        With ``persist`` (default: on, unless ``DESTRUCTORS_DASK_PERSIST=0``)
+        the rows are checkpointed after every layer.
+        """
+        return _StreamSource(self, track, _PERSIST if persist is None else persist)
 
     def fit(self, layer):
         """Fit ``layer`` on the current output and append it (see :func:`fit_layer`)."""
@@ -536,12 +601,12 @@ class _Stream:
         """
         if self.stop():
             raise _Stop
-        layers = dask.delayed(
-            tuple(self.layers), name=f"destructor-layers-{uuid.uuid4().hex}", traverse=False
-        )
+        layers = self._layers_task(self.layers[self.folded :])
         score_at = frozenset(self.pending)
         parts = [
-            dask.delayed(_block_pass, pure=False)(b, i, layers, self.holdout, score_at, stats)
+            dask.delayed(_block_pass, pure=False)(
+                b, i, layers, self.holdout, score_at, stats, self.folded
+            )
             for i, b in enumerate(self.blocks)
         ]
         while len(parts) > 1:
@@ -676,9 +741,10 @@ class _StreamSource:
     is abandoned before its next pass once the rule has decided.
     """
 
-    def __init__(self, stream, track=True):
+    def __init__(self, stream, track=True, persist=True):
         self.stream = stream
         self.track = track
+        self.persist = persist
         self.tc, self.ends = [], []
         self.log = []
 
@@ -689,6 +755,8 @@ class _StreamSource:
         t0, p0 = time.perf_counter(), stream.n_passes
         try:
             fit_layer(layer, stream)
+            if self.persist:
+                stream.checkpoint()
             if self.track:
                 # The pass that histograms this layer's output (if one is
                 # needed) also scores it.

@@ -337,8 +337,36 @@ def test_passes_per_layer_are_as_documented(moons):
     model.fit(_lazy(X))
     passes = [p for p, _ in model._fit_log]
     # First layer: min/max and histogram of the raw data, then moments and
-    # candidate histograms; later layers reuse the winner's histogram.
-    assert passes[0] in (4, 5, 6) and passes[1:] == [2, 2, 2]
+    # candidate histograms; later layers reuse the winner's histogram. Each
+    # layer ends with one pass that persists its output.
+    assert passes[0] in (5, 6, 7) and passes[1:] == [3, 3, 3]
+
+
+def test_deep_fits_apply_each_layer_a_bounded_number_of_times(moons, monkeypatch):
+    # Persisting the rows after every layer makes a fit O(L) layer
+    # applications: no pass replays the earlier layers. The fallback
+    # (no persistence) gives the same model.
+    import destructors._dask as backend
+
+    X, X_test = moons
+    applied = []
+    original = backend._block_pass
+
+    def counting(block, index, layers, *args):
+        applied.append(len(layers))
+        return original(block, index, layers, *args)
+
+    monkeypatch.setattr(backend, "_block_pass", counting)
+    model = RBIG(max_layers=8, early_stopping=False, tol=None, random_state=0)
+    model.fit(_lazy(X))
+    assert max(applied) <= 2  # at most the leaves of the layer being fitted
+    monkeypatch.setattr(backend, "_PERSIST", False)
+    applied.clear()
+    replayed = RBIG(max_layers=8, early_stopping=False, tol=None, random_state=0)
+    replayed.fit(_lazy(X))
+    assert max(applied) >= 14  # the last layers replay all earlier ones
+    np.testing.assert_array_equal(model.transform(X_test), replayed.transform(X_test))
+    np.testing.assert_array_equal(model.train_score_, replayed.train_score_)
 
 
 def test_rbig_fit_with_early_stopping_on_dask(moons):
