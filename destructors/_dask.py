@@ -24,8 +24,9 @@ Sampling
 
 Fitting on data larger than memory
     ``fit`` makes passes over the data: each pass pushes every block through
-    the layers fitted since the last checkpoint (see below), computes mergeable statistics of the training rows
-    (:mod:`destructors._stats`) and merges them in a tree. Passes per layer:
+    the layers fitted since the last checkpoint (see below), computes
+    mergeable statistics of the training rows (:mod:`destructors._stats`)
+    and merges them in a tree. Passes per layer:
 
     - :class:`MarginalGaussianizer`: a fine histogram (2**14 bins per
       feature) of its input, which needs a min/max pass first unless bounds
