@@ -100,6 +100,7 @@ from ._fused import AffineStep, MarginalStep
 from .base import check_random_state, fused_steps, spawn_seeds, standard_normal_log_pdf
 from .composite import CompositeDestructor
 from .deep import RBIG, DeepDestructor, LayerRecord, stack_layers
+from .discrete import MAX_TIES, check_continuous, describe_discreteness
 from .marginal import MarginalGaussianizer
 from .rotation import PCARotation, RandomRotation, score_candidates
 
@@ -140,6 +141,62 @@ def _check_data(X, name="X"):
             "has no density, so its differential entropy is -inf and its total "
             "correlation with anything is undefined. Drop these features."
         )
+    _check_float_range(X, name)
+    return X
+
+
+def _check_float_range(X, name):
+    """Refuse data whose spread overflows or whose spacing underflows float64."""
+    with np.errstate(over="ignore"):
+        spread = np.max(X, axis=0) - np.min(X, axis=0)
+    huge = np.flatnonzero(~np.isfinite(spread))
+    if huge.size:
+        raise ValueError(
+            f"Features {huge.tolist()} of {name} span a range that overflows "
+            "float64 (values near 1e308): the estimates cannot be computed at "
+            "this scale. Rescale the data (with one factor for every sample you "
+            "compare, e.g. X / 1e300 and Y / 1e300) before estimating."
+        )
+    tiny = np.flatnonzero(spread < np.finfo(np.float64).tiny * X.shape[0])
+    if tiny.size:
+        raise ValueError(
+            f"Features {tiny.tolist()} of {name} span a range so small (near "
+            "1e-308) that their spacings underflow float64. Rescale the data "
+            "(with one factor for every sample you compare) before estimating."
+        )
+
+
+def _check_rows(n_samples, n_features, what):
+    """More rows than features: fewer give singular correlations."""
+    if n_samples <= n_features:
+        raise ValueError(
+            f"{what} has {n_samples} rows for {n_features} features: too few rows "
+            "for the number of features. The estimates need more rows than "
+            "features (n rows span at most n - 1 dimensions, so the correlation "
+            "matrix is singular and the total correlation diverges); use more "
+            "rows or fewer features."
+        )
+
+
+def _check_discrete(X, name, dequantize, rs):
+    """The library's rule for ties and duplicated rows (destructors.discrete).
+
+    Returns ``X`` unchanged, raises, or with ``dequantize`` returns a
+    dequantized copy (noise drawn from ``rs``, which is left untouched when
+    nothing needs dequantizing, so continuous data give the same results
+    with either setting).
+    """
+    if not isinstance(dequantize, (bool, np.bool_)):
+        raise ValueError(f"dequantize must be True or False, got {dequantize!r}.")
+    X, _ = check_continuous(X, name=name, dequantize=bool(dequantize), random_state=rs)
+    return X
+
+
+def _check_measure_data(X, name, dequantize, rs):
+    """Full validation of one data block of a measure."""
+    X = _check_data(X, name)
+    X = _check_discrete(X, name, dequantize, rs)
+    _check_rows(X.shape[0], X.shape[1], name)
     return X
 
 
@@ -444,7 +501,9 @@ def _gaussianize(X, estimator, fitted, seed, groups=None):
 # -- public measures ----------------------------------------------------------
 
 
-def total_correlation(X, *, estimator=None, base=None, random_state=None, return_details=False):
+def total_correlation(
+    X, *, estimator=None, base=None, random_state=None, return_details=False, dequantize=False,
+):
     """Total correlation (multi-information) of the features of ``X``.
 
     ``TC(X) = sum_d H(X_d) - H(X)``: zero if and only if the features are
@@ -475,6 +534,14 @@ def total_correlation(X, *, estimator=None, base=None, random_state=None, return
         Also return a :class:`~sklearn.utils.Bunch` with the fitted
         ``estimator``, the per-layer ``layer_reductions`` (in the requested
         unit; only the first ``n_layers`` count) and ``n_layers``.
+    dequantize : bool, default=False
+        Discrete, rounded or tied data (a feature repeating a value more
+        than 10 times, or more than 1 % duplicated rows; see
+        :mod:`destructors.discrete`) raise a ValueError by default; ``True``
+        adds seeded uniform noise of one grid cell to the tied features
+        instead (:func:`destructors.discrete.dequantize`), which keeps the
+        dependence between the discrete values. Repeated rows of
+        continuous values (bootstrap resamples) are refused either way.
 
     Returns
     -------
@@ -501,11 +568,23 @@ def total_correlation(X, *, estimator=None, base=None, random_state=None, return
     True
     >>> bool(abs(total_correlation(X * [1e3, -2.0] + 7, random_state=0) - tc) < 1e-6)
     True
+
+    Discrete data are refused unless dequantized; three independent fair
+    bits have no total correlation:
+
+    >>> bits = rng.integers(0, 2, size=(2000, 3)).astype(bool)
+    >>> total_correlation(bits)
+    Traceback (most recent call last):
+    ...
+    ValueError: Features 0 (2 distinct values, ... equal), ...
+    >>> bool(abs(total_correlation(bits, dequantize=True, random_state=0)) < 0.05)
+    True
     """
-    X = _check_data(X)
+    rs = check_random_state(random_state)
+    X = _check_measure_data(X, "X", dequantize, rs)
     scale = _scale(base)
     fitted = _check_estimator(estimator)
-    seed = int(spawn_seeds(check_random_state(random_state), 1)[0])
+    seed = int(spawn_seeds(rs, 1)[0])
     model, reductions, n_count, tc = _gaussianize(X, estimator, fitted, seed)
     if not return_details:
         return tc * scale
@@ -520,7 +599,7 @@ def total_correlation(X, *, estimator=None, base=None, random_state=None, return
 
 def entropy(
     X, *, estimator=None, method="gaussianization", base=None, random_state=None,
-    return_details=False,
+    return_details=False, dequantize=False,
 ):
     """Joint differential entropy of ``X``.
 
@@ -538,8 +617,9 @@ def entropy(
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
-        Samples (a 1-D array is one feature), at least 20, no constant
-        feature; no feature may repeat one value more than 10 times.
+        Samples (a 1-D array is one feature), at least 20 and more than
+        the number of features, no constant feature; discrete data: see
+        ``dequantize``.
     estimator : DeepDestructor or None, default=None
         As in :func:`total_correlation`. For ``method="likelihood"`` it is
         the density model (cloned for each fold); ``None`` means
@@ -554,6 +634,16 @@ def entropy(
         Also return a Bunch: ``marginal_entropies``, ``total_correlation``,
         ``estimator``, ``layer_reductions`` (gaussianization), or
         ``fold_entropies``, ``estimators`` (likelihood).
+    dequantize : bool, default=False
+        Discrete, rounded or tied data (a feature repeating a value more
+        than 10 times, or more than 1 % duplicated rows; see
+        :mod:`destructors.discrete`) raise a ValueError by default; ``True``
+        adds seeded uniform noise of one grid cell to the tied features
+        instead (:func:`destructors.discrete.dequantize`), which keeps the
+        dependence between the discrete values. Repeated rows of
+        continuous values (bootstrap resamples) are refused either way.
+        The entropy of dequantized data is the discrete entropy plus the
+        sum of the logarithms of the grid cells.
 
     Returns
     -------
@@ -572,12 +662,19 @@ def entropy(
     >>> true = np.log(abs(np.linalg.det(A)))  # uniform sources: H = 0
     >>> bool(abs(entropy(X, random_state=0) - true) < 0.05)
     True
+
+    Two fair dice, dequantized: the discrete entropy ``2 log 6`` (the grid
+    cells have width 1):
+
+    >>> dice = rng.integers(1, 7, size=(5000, 2))
+    >>> bool(abs(entropy(dice, dequantize=True, random_state=0) - 2 * np.log(6)) < 0.05)
+    True
     """
-    X = _check_data(X)
+    rs = check_random_state(random_state)
+    X = _check_measure_data(X, "X", dequantize, rs)
     scale = _scale(base)
     _check_method(method)
     fitted = _check_estimator(estimator)
-    rs = check_random_state(random_state)
     if method == "likelihood":
         return _likelihood_entropy(X, estimator, rs, scale, return_details)
     marginals = knn_entropy(X, _N_NEIGHBORS)
@@ -592,6 +689,34 @@ def entropy(
         total_correlation=tc * scale,
         estimator=model,
         layer_reductions=reductions * scale,
+    )
+
+
+def _check_pushed_forward(U, X, Y):
+    """Name the cause when ``X`` collapses under the model of ``Y``.
+
+    ``X`` passed the discreteness rule, so ties in ``U = f_Y(X)`` come from
+    the model: ``X`` occupies a region of ``Y``'s space narrower than the
+    float64 resolution of the map there (the samples' scales differ by many
+    orders of magnitude), or lies far outside ``Y``'s range, where the map
+    saturates.
+    """
+    report = describe_discreteness(U, name="f_Y(X)")
+    collapsed = report.discrete_features
+    if not collapsed.size:
+        return
+    ratio = np.std(Y, axis=0)[collapsed] / np.std(X, axis=0)[collapsed]
+    ratios = ", ".join(f"{r:.3g}" for r in ratio)
+    raise ValueError(
+        f"Features {collapsed.tolist()} of X map to fewer distinct values under "
+        f"the model of Y (more than {MAX_TIES} equal values of f_Y(X)), although "
+        "X itself is continuous: X and Y are on such different scales (standard "
+        f"deviation of Y / that of X: {ratios}) or so far apart that the model "
+        "of Y cannot resolve X in float64. The divergence is then dominated by "
+        "the difference in scale or location (of the order of the log of the "
+        "scale ratio per feature) and cannot be estimated from these samples. "
+        "This is not a discrete-data problem: compare samples on comparable "
+        "scales that overlap."
     )
 
 
@@ -612,7 +737,8 @@ def _likelihood_entropy(X, estimator, rs, scale, return_details):
 
 
 def mutual_information(
-    X, Y, *, estimator=None, base=None, random_state=None, return_details=False
+    X, Y, *, estimator=None, base=None, random_state=None, return_details=False,
+    dequantize=False,
 ):
     """Mutual information between the blocks ``X`` and ``Y``.
 
@@ -640,6 +766,16 @@ def mutual_information(
     return_details : bool, default=False
         Also return a Bunch with ``estimator_x``, ``estimator_y``,
         ``estimator_joint`` and the joint ``layer_reductions``.
+    dequantize : bool, default=False
+        Discrete, rounded or tied data (a feature repeating a value more
+        than 10 times, or more than 1 % duplicated rows; see
+        :mod:`destructors.discrete`) raise a ValueError by default; ``True``
+        adds seeded uniform noise of one grid cell to the tied features
+        instead (:func:`destructors.discrete.dequantize`), which keeps the
+        dependence between the discrete values. Repeated rows of
+        continuous values (bootstrap resamples) are refused either way.
+        Each block is checked (and dequantized) on its own; the mutual
+        information of dequantized blocks is that of the discrete values.
 
     Returns
     -------
@@ -658,7 +794,21 @@ def mutual_information(
     >>> true = -0.5 * np.log(1 - 0.6**2)
     >>> bool(abs(mutual_information(x, np.exp(y), random_state=0) - true) < 0.03)
     True
+
+    A die roll and a noisy copy of it: the information is the die's
+    entropy minus what the noise hides. Independent discrete and continuous
+    blocks give (nearly) zero once dequantized:
+
+    >>> die = rng.integers(1, 7, size=4000)
+    >>> mutual_information(die, rng.normal(size=4000))
+    Traceback (most recent call last):
+    ...
+    ValueError: Features 0 (6 distinct values, ... equal) of X have more than 10 equal values...
+    >>> mi = mutual_information(die, rng.normal(size=4000), dequantize=True, random_state=0)
+    >>> bool(abs(mi) < 0.03)
+    True
     """
+    rs = check_random_state(random_state)
     X = _check_data(X, "X")
     Y = _check_data(Y, "Y")
     if X.shape[0] != Y.shape[0]:
@@ -666,10 +816,13 @@ def mutual_information(
             f"X and Y must have the same number of samples, got {X.shape[0]} "
             f"and {Y.shape[0]}."
         )
+    _check_rows(X.shape[0], X.shape[1] + Y.shape[1], "[X, Y]")
+    X = _check_discrete(X, "X", dequantize, rs)
+    Y = _check_discrete(Y, "Y", dequantize, rs)
     scale = _scale(base)
     _check_estimator(estimator)
     template = None if estimator is None else clone(estimator)
-    seeds = spawn_seeds(check_random_state(random_state), 3)
+    seeds = spawn_seeds(rs, 3)
     models = []
     latents = []
     for block, seed in zip((X, Y), seeds[:2], strict=True):
@@ -695,7 +848,8 @@ def mutual_information(
 
 
 def kl_divergence(
-    X, Y, *, estimator=None, base=None, random_state=None, return_details=False
+    X, Y, *, estimator=None, base=None, random_state=None, return_details=False,
+    dequantize=False,
 ):
     """Kullback-Leibler divergence ``KL(P_X || P_Y)`` from samples of each.
 
@@ -735,6 +889,15 @@ def kl_divergence(
     return_details : bool, default=False
         Also return a Bunch with ``total_correlation`` and ``marginal_kl``
         (of ``U``), ``estimator_y`` and ``estimator_u``.
+    dequantize : bool, default=False
+        Discrete, rounded or tied data (a feature repeating a value more
+        than 10 times, or more than 1 % duplicated rows; see
+        :mod:`destructors.discrete`) raise a ValueError by default; ``True``
+        adds seeded uniform noise of one grid cell to the tied features
+        instead (:func:`destructors.discrete.dequantize`), which keeps the
+        dependence between the discrete values. Repeated rows of
+        continuous values (bootstrap resamples) are refused either way.
+        Each sample is checked (and dequantized) on its own.
 
     Returns
     -------
@@ -754,9 +917,18 @@ def kl_divergence(
     >>> true = np.log(2.0) + (1 + 1) / (2 * 4) - 0.5  # KL(N(1, 1) || N(0, 4))
     >>> bool(abs(kl_divergence(X, Y, random_state=0) - true) < 0.03)
     True
+
+    Samples of a discrete variable are refused; a boolean ``Y`` says so
+    instead of returning ``inf``:
+
+    >>> kl_divergence(X, Y > 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: Features 0 (2 distinct values, ... equal) of Y have more than 10 equal values...
     """
-    X = _check_data(X, "X")
-    Y = _check_data(Y, "Y")
+    rs = check_random_state(random_state)
+    X = _check_measure_data(X, "X", dequantize, rs)
+    Y = _check_measure_data(Y, "Y", dequantize, rs)
     if X.shape[1] != Y.shape[1]:
         raise ValueError(
             f"X and Y must have the same number of features, got {X.shape[1]} "
@@ -764,7 +936,7 @@ def kl_divergence(
         )
     scale = _scale(base)
     fitted = _check_estimator(estimator)
-    seeds = spawn_seeds(check_random_state(random_state), 2)
+    seeds = spawn_seeds(rs, 2)
     if fitted:
         model_y = estimator
         if model_y.n_features_in_ != Y.shape[1]:
@@ -776,9 +948,17 @@ def kl_divergence(
         template = RBIG() if estimator is None else estimator
         model_y = clone(template).set_params(random_state=int(seeds[0])).fit(Y)
     U = model_y.transform(X)
+    _check_pushed_forward(U, X, Y)
     marginal_kl = -knn_entropy(U, _N_NEIGHBORS) + _HALF_LOG_2PI + 0.5 * np.mean(U**2, axis=0)
     model_u, _, _, tc = _gaussianize(U, None, False, int(seeds[1]))
     kl = (tc + float(np.sum(marginal_kl))) * scale
+    if not np.isfinite(kl):
+        raise ValueError(
+            "The KL divergence estimate overflowed float64: X lies so far outside "
+            "the range of Y, or the data are at so extreme a scale, that the "
+            "model of Y cannot place it. Rescale both samples with one common "
+            "factor, and compare samples that overlap."
+        )
     if not return_details:
         return kl
     return kl, Bunch(
