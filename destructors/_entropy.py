@@ -157,7 +157,8 @@ def knn_entropy(X, n_neighbors=10):
         raise ValueError(
             f"Features {tied.tolist()} have more than {k} equal values: the "
             "differential entropy of discrete data is not defined. Dequantize "
-            "them (add noise of the size of the rounding) first."
+            "them (add noise of the size of the rounding, "
+            "destructors.discrete.dequantize) first."
         )
     return digamma(n) - digamma(k) + np.log(2.0) + np.log(eps).mean(axis=0)
 

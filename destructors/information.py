@@ -134,7 +134,8 @@ def _check_data(X, name="X"):
         )
     if X.shape[1] < 1:
         raise ValueError(f"{name} has no features.")
-    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
+    with np.errstate(over="ignore"):
+        constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
     if constant.size:
         raise ValueError(
             f"Features {constant.tolist()} of {name} are constant: a constant "
