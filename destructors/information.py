@@ -20,6 +20,13 @@ data are Gaussian. Everything else follows:
 
 All values are in nats (``base=2`` for bits).
 
+Discrete, rounded or duplicated data are refused with a ValueError saying
+what was found (a feature with more than 10 equal values, more than 1 %
+duplicated rows), or dequantized with ``dequantize=True``: one rule for the
+four measures, :mod:`destructors.discrete`, whose docstring gives the
+measurements behind it. Fewer rows than features, and data whose range
+overflows float64, are refused too.
+
 Estimator
 ---------
 Each layer is a :class:`MarginalGaussianizer` (unsmoothed, so the map is
