@@ -13,12 +13,27 @@ from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
 from .base import BaseDestructor, check_random_state, spawn_seeds, standard_normal_log_pdf
 from .composite import ChainMixin, CompositeDestructor, check_layers
+from .discrete import check_continuous, describe_discreteness
 from .marginal import MarginalGaussianizer
 from .registry import get_layer, register_layer, registered_names
 from .rotation import PCARotation
 
 # Below this many rows the fit stops by the RBIG rule instead of a held-out split.
 _MIN_ROWS_EARLY_STOPPING = 20
+
+
+def _warn_shared_rows(X_fit, X_val):
+    """Report held-out rows that copy fitting rows: they flatter the held-out score."""
+    seen = {row.tobytes() for row in np.ascontiguousarray(X_fit)}
+    shared = sum(row.tobytes() in seen for row in np.ascontiguousarray(X_val))
+    if shared:
+        warnings.warn(
+            f"{shared} of the {X_val.shape[0]} held-out rows are copies of fitting rows, "
+            "so the held-out score that chooses the depth is optimistic; drop duplicated "
+            "rows or pass dequantize=True.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _seed_layer(layer, seed):
@@ -313,6 +328,12 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         ``None`` disables the RBIG rule.
     refit : bool, default=True
         After early stopping, refit on all rows with the chosen depth.
+    dequantize : bool, default=False
+        What to do with data that fail the library's rule for discrete and
+        duplicated data (:mod:`destructors.discrete`): ``False`` refuses
+        more than 1 % duplicated rows (ties within a feature only warn);
+        ``True`` adds seeded uniform noise over the data's resolution first,
+        so the model is a density of the dequantized data.
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split and every layer.
     verbose : int, default=0
@@ -358,6 +379,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "tol": [None, Interval(numbers.Real, 0, None, closed="left")],
         "refit": ["boolean"],
+        "dequantize": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -372,6 +394,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         n_iter_no_change=20,
         tol=1e-3,
         refit=True,
+        dequantize=False,
         random_state=None,
         verbose=0,
     ):
@@ -382,6 +405,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.refit = refit
+        self.dequantize = dequantize
         self.random_state = random_state
         self.verbose = verbose
 
@@ -394,6 +418,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
     def _fit(self, X):
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, self.max_layers)
+        X = self._check_discreteness(X, rng)
         X_val, X_fit = None, X
         early_stopping = self.early_stopping
         if early_stopping and X.shape[0] < _MIN_ROWS_EARLY_STOPPING:
@@ -411,10 +436,38 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
             n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
             perm = rng.permutation(X.shape[0])
             X_val, X_fit = X[perm[:n_val]], X[perm[n_val:]]
+            _warn_shared_rows(X_fit, X_val)
         return self._stack(
             seeds, ArraySource(X_fit, X_val), lambda: ArraySource(X, track=False),
             early_stopping,
         )
+
+    def _check_discreteness(self, X, rng):
+        """The library's policy for tied and duplicated rows (destructors.discrete).
+
+        A density of duplicated rows is not defined, and held-out rows that
+        copy training rows turn the depth search into a fiction: beyond the
+        policy's share of duplicated rows the fit refuses, unless asked to
+        dequantize. Ties within a feature (data rounded to a few decimals)
+        keep the map exact and invertible, so they only warn (the marginal
+        layer does), while the information measures refuse them.
+        """
+        report = describe_discreteness(X)
+        if report.is_continuous:
+            return X
+        if self.dequantize:
+            seed = int(rng.randint(0, 2**31 - 1))
+            return check_continuous(X, dequantize=True, random_state=seed)[0]
+        if report.too_many_duplicates:
+            raise ValueError(
+                f"{report.n_duplicated_rows} of the {report.n_samples} training rows are "
+                "exact copies of other rows: a density of repeated points is not defined "
+                "and held-out copies of training rows would make the depth search a "
+                "fiction. Pass dequantize=True (uniform noise over the data's "
+                "resolution), call destructors.discrete.dequantize, or drop the "
+                "duplicates."
+            )
+        return X
 
     def _fit_stream(self, stream):
         """Fit on a chunked source: the same loop, fed by passes over the data."""
@@ -567,6 +620,12 @@ class RBIG(DeepDestructor):
         Minimum improvement per layer, in nats.
     refit : bool, default=True
         Refit on all rows at the chosen depth after early stopping.
+    dequantize : bool, default=False
+        What to do with data that fail the library's rule for discrete and
+        duplicated data (:mod:`destructors.discrete`): ``False`` refuses
+        more than 1 % duplicated rows (ties within a feature only warn);
+        ``True`` adds seeded uniform noise over the data's resolution first,
+        so the model is a density of the dequantized data.
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the subsamples and the rotations.
     verbose : int, default=0
@@ -623,6 +682,7 @@ class RBIG(DeepDestructor):
         n_iter_no_change=20,
         tol=1e-3,
         refit=True,
+        dequantize=False,
         random_state=None,
         verbose=0,
     ):
@@ -634,6 +694,7 @@ class RBIG(DeepDestructor):
             n_iter_no_change=n_iter_no_change,
             tol=tol,
             refit=refit,
+            dequantize=dequantize,
             random_state=random_state,
             verbose=verbose,
         )
