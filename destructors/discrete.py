@@ -214,7 +214,8 @@ class DiscretenessReport:
 
     @property
     def too_many_duplicates(self):
-        return self.n_duplicated_rows > self.max_duplicated_rows
+        """More duplicated rows than allowed (in 1-D they are ties, judged per feature)."""
+        return self.n_features > 1 and self.n_duplicated_rows > self.max_duplicated_rows
 
     @property
     def too_many_repeats(self):
