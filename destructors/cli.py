@@ -8,389 +8,121 @@ Subcommands::
     destructors transform MODEL INPUT      map rows to the latent N(0, I)
     destructors inverse-transform MODEL INPUT
     destructors sample MODEL -n N          draw new rows
+    destructors info INPUT                 total correlation and entropy
 
+This module is a thin shell: tables are read and written by
+:mod:`destructors.io`, model files by :mod:`destructors.persistence`, and
+the model options of ``fit`` are generated from RBIG's own parameters.
 Every data-writing command writes CSV to standard output, or to ``-o OUT``
-(CSV, or ``.npy`` when ``OUT`` ends in ``.npy``). Outputs are written to a
-temporary file and renamed into place, so a failure leaves nothing partial.
-User errors print one line to standard error and exit with status 1.
+(CSV, or ``.npy`` when ``OUT`` ends in ``.npy``). Outputs are checked
+before any work, written last, to a temporary file renamed into place, so
+a failure leaves nothing behind and no previous file changed. Errors print
+one line to standard error and exit with status 1 (2 for usage errors).
 """
 
 import argparse
 import contextlib
-import csv
+import inspect
 import io
 import os
+import re
 import sys
-import tempfile
 import time
 import warnings
 
 import numpy as np
+
+from .io import (
+    Table,
+    TableError,
+    atomic_output,
+    check_delimiter,
+    check_output_path,
+    read_table,  # noqa: F401  (documented here in version 0.1)
+    write_table,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _EPILOG = """\
 examples:
   destructors demo
-  destructors fit data.csv -o model.joblib
-  destructors fit data.csv --columns x,y --rotation pca --seed 0 -o model.joblib
-  destructors score model.joblib data.csv -o scores.csv
-  destructors transform model.joblib data.csv -o latent.npy
-  destructors inverse-transform model.joblib latent.npy -o back.csv
-  destructors sample model.joblib -n 1000 --seed 0 -o samples.csv
+  destructors fit data.csv -o model.destructor
+  destructors fit data.csv --columns x,y --rotation pca --seed 0 -o model.destructor
+  destructors score model.destructor data.csv -o scores.csv
+  destructors transform model.destructor data.csv -o latent.npy
+  destructors inverse-transform model.destructor latent.npy -o back.csv
+  destructors sample model.destructor -n 1000 --seed 0 -o samples.csv
 
 INPUT is a CSV file (header row optional, detected automatically; numeric
 columns only, no missing values) or a .npy array; '-' reads CSV from
-standard input. A model file is a joblib pickle: load only files you trust.
+standard input. A model file (.destructor) holds JSON and NumPy arrays and
+loads without running code; a pickle (-o NAME.joblib) loads only with
+--trust-pickle, because unpickling runs code from the file.
 """
+
+_TRUST_HELP = (
+    "also load a pickle (joblib) model file; unpickling runs code named in the "
+    "file, so use this only for files you trust (.destructor files need no trust)"
+)
 
 
 class UserError(Exception):
     """A problem with the user's input, reported as one line without traceback."""
 
 
-# -- reading data -------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, status 2."""
 
-
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _guess_delimiter(line):
-    for delimiter in (",", "\t", ";"):
-        if delimiter in line:
-            return delimiter
-    return ","
-
-
-def _select(names, n_columns, columns, source):
-    """Indices of the requested columns (names or 0-based indices)."""
-    if columns is None:
-        return list(range(n_columns))
-    indices = []
-    for item in columns:
-        if names is not None and item in names:
-            indices.append(names.index(item))
-        elif item.lstrip("-").isdigit():
-            index = int(item)
-            if not 0 <= index < n_columns:
-                raise UserError(
-                    f"{source}: column index {index} is out of range "
-                    f"(it has {n_columns} columns, numbered from 0)."
-                )
-            indices.append(index)
-        elif names is None:
-            raise UserError(
-                f"{source}: no header row, so column {item!r} must be given as a 0-based index."
-            )
-        else:
-            raise UserError(f"{source}: no column named {item!r} (columns: {', '.join(names)}).")
-    return indices
-
-
-class _Table:
-    """Cells of a file before column selection and conversion to numbers."""
-
-    def __init__(self, source, cells, names=None, line_numbers=None):
-        self.source, self.cells = source, cells
-        self.names, self.line_numbers = names, line_numbers
-
-    def select(self, columns=None):
-        """Return ``(X, names)`` for the chosen columns, all finite floats."""
-        indices = _select(self.names, self.cells.shape[1], columns, self.source)
-        cells = self.cells[:, indices]
-        names = [self.names[i] for i in indices] if self.names else None
-        if cells.dtype.kind in "biuf":
-            X = cells.astype(np.float64)
-        else:
-            try:
-                X = cells.astype(np.float64)
-            except ValueError:
-                X = None
-        for i, j in zip(*np.nonzero(_bad_cells(cells, X)), strict=True):
-            column = names[j] if names else str(indices[j])
-            value = cells[i, j].item()
-            if self.line_numbers is None:
-                where = f"{self.source}: row {i}, column {column}"
-            else:
-                where = f"{self.source} line {self.line_numbers[i]}, column {column!r}"
-            if isinstance(value, str):
-                what = "is empty" if value == "" else f"has {value!r}"
-            else:
-                what = f"is {value}"
-            hint = ""
-            if columns is None and isinstance(value, str) and not _is_number(value):
-                hint = " Select the numeric columns with --columns."
-            raise UserError(f"{where} {what}, not a finite number.{hint}")
-        return X, names
-
-
-def _read_csv(path, header, delimiter):
-    source = "standard input" if path == "-" else path
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8-sig", newline="") as handle:
-                text = handle.read()
-    except UnicodeDecodeError:
-        raise UserError(f"{source}: not a text CSV file (use .npy for binary arrays).") from None
-    lines = [
-        (number, line)
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not lines:
-        raise UserError(f"{source}: no data rows.")
-    delimiter = delimiter or _guess_delimiter(lines[0][1])
-    try:
-        rows = [
-            [field.strip() for field in row]
-            for row in csv.reader((line for _, line in lines), delimiter=delimiter)
-        ]
-    except csv.Error as exc:
-        raise UserError(f"{source}: malformed CSV ({_one_line(exc)}).") from None
-    numbers = [number for number, _ in lines]
-    if header is None:  # guess: a first row with any non-number is a header
-        header = any(not _is_number(field) for field in rows[0])
-    names = None
-    if header:
-        names, rows, numbers = rows[0], rows[1:], numbers[1:]
-        if not rows:
-            raise UserError(f"{source}: a header row but no data rows.")
-    n_columns = len(names) if names is not None else len(rows[0])
-    for row, number in zip(rows, numbers, strict=True):
-        if len(row) != n_columns:
-            raise UserError(
-                f"{source} line {number}: {len(row)} fields where the "
-                f"{'header' if header else 'first row'} has {n_columns}."
-            )
-    cells = np.array(rows, dtype=str).reshape(len(rows), n_columns)
-    return _Table(source, cells, names, numbers)
-
-
-def _bad_cells(cells, X):
-    """Mask of cells that do not hold a finite number."""
-    if X is not None:
-        return ~np.isfinite(X)
-    bad = np.zeros(cells.shape, dtype=bool)
-    for (i, j), value in np.ndenumerate(cells):
-        try:
-            bad[i, j] = not np.isfinite(float(value))
-        except ValueError:
-            bad[i, j] = True
-    return bad
-
-
-def _read_npy(path):
-    try:
-        X = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UserError(f"{path}: not a readable .npy array ({_one_line(exc)}).") from None
-    if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
-        raise UserError(f"{path}: holds {X.dtype} values, not numbers.")
-    if X.ndim == 1:
-        X = X[:, None]
-    if X.ndim != 2:
-        raise UserError(f"{path}: a {X.ndim}-d array; need rows by columns (2-d).")
-    if X.shape[0] == 0:
-        raise UserError(f"{path}: no data rows.")
-    return _Table(path, X)
-
-
-def _read(path, header=None, delimiter=None):
-    if path != "-" and not os.path.isfile(path):
-        raise UserError(f"{path}: no such file.")
-    if path.lower().endswith(".npy"):
-        return _read_npy(path)
-    return _read_csv(path, header, delimiter)
-
-
-def read_table(path, columns=None, header=None, delimiter=None):
-    """Read a numeric table from a CSV file or a ``.npy`` array.
-
-    Parameters
-    ----------
-    path : str
-        A ``.npy`` file, a CSV file, or ``"-"`` for CSV on standard input.
-        Blank lines and lines starting with ``#`` are skipped.
-    columns : list of str or None, default=None
-        Columns to keep, by header name or 0-based index; all if ``None``.
-    header : bool or None, default=None
-        Whether the first CSV row holds column names; ``None`` guesses: it
-        does when any of its fields is not a number.
-    delimiter : str or None, default=None
-        CSV field separator; ``None`` picks the first of ``,``, tab and ``;``
-        found in the first line.
-
-    Returns
-    -------
-    X : ndarray of shape (n_rows, n_columns)
-        The values, float64, all finite.
-    names : list of str or None
-        Names of the kept columns, when the file has a header.
-
-    Raises
-    ------
-    UserError
-        With a one-line message naming the file, line and column, when the
-        file is missing or holds anything but finite numbers.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> from destructors.cli import read_table
-    >>> path = os.path.join(tempfile.mkdtemp(), "data.csv")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write("x,y,label\\n1.5,2,a\\n3,4e-1,b\\n")
-    >>> X, names = read_table(path, columns=["x", "y"])
-    >>> X.tolist(), names
-    ([[1.5, 2.0], [3.0, 0.4]], ['x', 'y'])
-    >>> read_table(path)
-    Traceback (most recent call last):
-    ...
-    destructors.cli.UserError: ...data.csv line 2, column 'label' has 'a', not a finite number. ...
-    """
-    return _read(path, header, delimiter).select(columns)
-
-
-# -- writing ------------------------------------------------------------------
-
-
-def _check_writable(path):
-    """Fail before any work if ``path`` cannot be created."""
-    if path is None or path == "-":
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise UserError(f"{path}: directory {directory} does not exist.")
-    if os.path.isdir(path):
-        raise UserError(f"{path}: is a directory.")
-    if not os.access(directory, os.W_OK):
-        raise UserError(f"{path}: directory {directory} is not writable.")
-
-
-@contextlib.contextmanager
-def _atomic_output(path, mode="w"):
-    """Write to a temporary file beside ``path``; rename it on success only."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".destructors-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as f:
-            yield f
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates files private to the owner
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def _format_csv(X, names, header):
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(names)
-    writer.writerows(X.tolist())  # repr of a Python float: shortest exact text
-    return buffer.getvalue()
-
-
-def _write_table(path, X, names, header=True):
-    """Write rows as CSV (stdout when ``path`` is None) or ``.npy``, atomically.
-
-    A 1-d ``X`` is one column, saved as a 1-d ``.npy`` array.
-    """
-    X = np.asarray(X, dtype=np.float64)
-    flat = X
-    if X.ndim == 1:
-        X = X[:, None]
-    if path is None or path == "-":
-        sys.stdout.write(_format_csv(X, names, header))
-        sys.stdout.flush()
-        return
-    _check_writable(path)
-    if path.lower().endswith(".npy"):
-        with _atomic_output(path, "wb") as f:
-            np.save(f, flat)
-    else:
-        with _atomic_output(path) as f:
-            f.write(_format_csv(X, names, header))
+    def error(self, message):
+        line = " ".join(f"{self.prog}: error: {message}".split())
+        print(f"{line} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 # -- models -------------------------------------------------------------------
 
-_MODEL_FORMAT = "destructors-model"
 _HEADER = {"auto": None, "yes": True, "no": False}
-_MODEL_PARAMS = (
-    "rotation",
-    "n_knots",
-    "smoothing",
-    "subsample",
-    "max_layers",
-    "early_stopping",
-    "validation_fraction",
-    "n_iter_no_change",
-    "tol",
-    "random_state",
-)
 
 
-def _save_model(path, model, columns):
-    import joblib
-
-    from . import __version__
-
-    payload = {
-        "format": _MODEL_FORMAT,
-        "version": __version__,
-        "model": model,
-        "columns": columns,
-    }
-    with _atomic_output(path, "wb") as f:
-        joblib.dump(payload, f)
-
-
-def _load_model(path):
-    """Return ``(model, columns)`` from a file written by ``fit``.
-
-    A bare fitted destructor saved with ``joblib.dump`` is accepted too.
-    """
-    import joblib
+def _load_model(args):
+    """Return ``(model, columns)`` from the file ``args.model``, checked to be fitted."""
     from sklearn.exceptions import NotFittedError
     from sklearn.utils.validation import check_is_fitted
 
-    if not os.path.isfile(path):
-        raise UserError(f"{path}: no such file.")
+    from .persistence import UntrustedPickleError, load_model
+
+    path = args.model
     try:
-        payload = joblib.load(path)
-    except Exception as exc:  # unpickling can raise almost anything
+        loaded = load_model(path, trust_pickle=args.trust_pickle)
+    except UntrustedPickleError:
         raise UserError(
-            f"{path}: not a model file written by 'destructors fit' "
-            f"({type(exc).__name__}: {_one_line(exc)})."
+            f"{path}: a pickle (joblib) model file; unpickling runs code from the file, so "
+            "it is loaded only with --trust-pickle: give it only for files you trust."
         ) from None
-    columns = None
-    if isinstance(payload, dict) and payload.get("format") == _MODEL_FORMAT:
-        model, columns = payload.get("model"), payload.get("columns")
-    else:
-        model = payload
+    model, columns = loaded.model, loaded.columns
     if not all(hasattr(model, a) for a in ("score_samples", "sample", "transform")):
         raise UserError(f"{path}: holds a {type(model).__name__}, not a density model.")
     try:
         check_is_fitted(model)
     except NotFittedError:
         raise UserError(f"{path}: the model in it is not fitted.") from None
+    if not isinstance(getattr(model, "n_features_in_", None), int | np.integer):
+        raise UserError(f"{path}: the model in it has no input dimension.")
+    if columns is not None and not (
+        isinstance(columns, list | tuple) and all(isinstance(c, str) for c in columns)
+    ):
+        columns = None
     return model, columns
+
+
+def _read_input(args):
+    return Table.from_file(args.input, _HEADER[args.input_header], args.delimiter)
 
 
 def _read_for_model(args, model, columns, by_name=True):
     """Read INPUT and check its width against the model."""
-    table = _read(args.input, _HEADER[args.input_header], args.delimiter)
+    table = _read_input(args)
     selected = _split(args.columns)
     if selected is None and by_name and columns and table.names is not None:
         # Fitted on named columns: pick them by name when the header has them.
@@ -423,6 +155,282 @@ def _split(text):
 def _one_line(exc):
     text = " ".join(str(exc).split())
     return text if text else type(exc).__name__
+
+
+def _output(args, *inputs):
+    """The checked output target of ``-o`` (None for standard output)."""
+    return check_output_path(args.output, [i for i in inputs if i is not None])
+
+
+def _write(args, target, X, names):
+    write_table(target, X, names, not args.no_header)
+
+
+# -- fit's model options, generated from RBIG's parameters ---------------------
+
+# Parameters without an option of their own: --progress shows the per-layer
+# lines (--param verbose=N still sets the value).
+_NO_OPTION = {"verbose"}
+_OPTION_NAMES = {"random_state": "--seed"}
+
+
+def _param_docs(cls):
+    """First sentence of each parameter's description in a numpydoc docstring."""
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    docs, name, body, inside = {}, None, [], False
+    for i, line in enumerate(lines):
+        underline = i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"}
+        if underline:
+            inside = line.strip() == "Parameters"
+            if name:
+                docs[name], name = body, None
+            continue
+        if not inside or set(line.strip()) == {"-"}:
+            continue
+        match = re.match(r"^(\w+(?:\s*,\s*\w+)*)\s*:", line)
+        if match and not line.startswith(" "):
+            if name:
+                docs[name] = body
+            name, body = match.group(1), []
+            for other in re.split(r"\s*,\s*", match.group(1))[1:]:
+                docs[other] = body
+        elif name:
+            body.append(line.strip())
+    if name:
+        docs[name] = body
+    out = {}
+    for key, words in docs.items():
+        text = " ".join(words)
+        text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text).replace("``", "")
+        out[key] = _first_clause(text)
+    return out
+
+
+def _first_clause(text):
+    """Text up to the first ``.``, ``:`` or ``;`` that ends a clause outside parentheses."""
+    depth = 0
+    for i, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif char in ".:;" and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            return text[:i].strip()
+    return text.strip()
+
+
+def _describe_constraint(constraint):
+    if constraint is None:
+        return "'none'"
+    if constraint == "boolean":
+        return "true or false"
+    options = getattr(constraint, "options", None)
+    if options is not None:
+        return " or ".join(repr(o) for o in options)
+    kind = _kind(constraint)
+    if kind is not None:
+        import numbers
+
+        if issubclass(kind, str):
+            return "a string"
+        return "an integer" if issubclass(kind, numbers.Integral) else "a number"
+    return str(constraint)
+
+
+def _kind(constraint):
+    """The Python type a constraint asks for (an Interval's, or a bare type), or None."""
+    if isinstance(constraint, type):
+        return constraint
+    kind = getattr(constraint, "type", None)
+    return kind if isinstance(kind, type) else None
+
+
+def _parse_by_constraints(text, constraints):
+    """The value of ``text`` for a parameter with these constraints.
+
+    Raises ValueError, naming what is accepted, when no constraint fits.
+    """
+    import numbers
+
+    text = text.strip()
+    known = False
+    for constraint in constraints:
+        if constraint is None:
+            known = True
+            if text.lower() == "none":
+                return None
+        elif constraint == "boolean":
+            known = True
+            if text.lower() in ("true", "false", "yes", "no", "1", "0"):
+                return text.lower() in ("true", "yes", "1")
+        elif getattr(constraint, "options", None) is not None:
+            known = True
+            if text in constraint.options:
+                return text
+        elif _kind(constraint) is not None:
+            known = True
+            kind = _kind(constraint)
+            if issubclass(kind, str):
+                return text
+            try:
+                if issubclass(kind, bool):
+                    continue
+                if issubclass(kind, numbers.Integral):
+                    return int(text)
+                if issubclass(kind, numbers.Real):
+                    return float(text)
+            except ValueError:
+                pass
+    if not known:
+        return _param_value(text)
+    expected = " or ".join(dict.fromkeys(_describe_constraint(c) for c in constraints))
+    raise ValueError(f"{text!r} is not {expected}")
+
+
+def _param_value(text):
+    """A value of a parameter whose type the constraints do not tell."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _seed(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed") from None
+
+
+def _argument_type(constraints):
+    def parse(text):
+        try:
+            return _parse_by_constraints(text, constraints)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _is_textual(constraints):
+    """Whether a value of these constraints can be written on a command line."""
+    return bool(constraints) and all(
+        c is None
+        or c == "boolean"
+        or getattr(c, "options", None) is not None
+        or _kind(c) is not None
+        for c in constraints
+    )
+
+
+def _model_options(cls):
+    """``(name, flag, argparse keywords)`` for each parameter of ``cls`` with an option."""
+    defaults = cls().get_params(deep=False)
+    constraints = getattr(cls, "_parameter_constraints", {})
+    docs = _param_docs(cls)
+    order = [p for p in inspect.signature(cls.__init__).parameters if p in defaults]
+    for name in order + sorted(set(defaults) - set(order)):
+        default = defaults[name]
+        if name in _NO_OPTION:
+            continue
+        rules = list(constraints.get(name, []))
+        about = docs.get(name) or name.replace("_", " ")
+        about = (about[:1].lower() + about[1:]).replace("%", "%%")
+        if name == "random_state":
+            help_text = "random seed (default: unseeded)"
+            yield name, "--seed", {"type": _seed, "metavar": "SEED", "help": help_text}
+            continue
+        flag = _OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
+        if rules == ["boolean"] or (not rules and isinstance(default, bool)):
+            if default:
+                help_text = f"turn off {name} ({about}; on by default)"
+                yield name, "--no-" + flag[2:], {"action": "store_false", "help": help_text}
+            else:
+                help_text = f"turn on {name} ({about}; off by default)"
+                yield name, flag, {"action": "store_true", "help": help_text}
+            continue
+        if not _is_textual(rules):
+            continue  # e.g. an estimator: --param cannot give one either
+        keywords = {"type": _argument_type(rules), "metavar": name.upper()}
+        choice_rules = [c for c in rules if getattr(c, "options", None) is not None]
+        if choice_rules and len(choice_rules) == len(rules):
+            keywords["choices"] = [o for c in choice_rules for o in c.options]
+            keywords["metavar"] = None
+            about += f": {', '.join(map(str, keywords['choices']))}"
+        keywords["help"] = f"{about} (default: {default})"
+        yield name, flag, keywords
+
+
+def _add_model_options(parser, cls):
+    """Add the generated options to ``parser``; return ``{name: flag}``."""
+    group = parser.add_argument_group(
+        "model options",
+        f"{cls.__name__} parameters (generated from {cls.__name__}'s own); unset ones keep "
+        "its defaults",
+    )
+    flags = {}
+    for name, flag, keywords in _model_options(cls):
+        if flag in parser._option_string_actions:  # a clash with a command option
+            continue
+        if keywords.get("metavar") is None:
+            keywords.pop("metavar", None)
+        group.add_argument(flag, dest=f"param_{name}", default=argparse.SUPPRESS, **keywords)
+        flags[name] = flag
+    group.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help=f"any {cls.__name__} parameter (repeatable), e.g. --param verbose=1",
+    )
+    return flags
+
+
+def _model_params(args, cls, flags):
+    """The parameters given on the command line, checked before any work."""
+    defaults = cls().get_params(deep=False)
+    constraints = getattr(cls, "_parameter_constraints", {})
+    params = {
+        name: getattr(args, f"param_{name}") for name in flags if hasattr(args, f"param_{name}")
+    }
+    given = {name: flags[name] for name in params}
+    for item in args.param or []:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UserError(f"--param expects NAME=VALUE, got {item!r}.")
+        if name not in defaults:
+            raise UserError(
+                f"--param {item}: {cls.__name__} has no parameter {name!r} "
+                f"(parameters: {', '.join(defaults)})."
+            )
+        if name in given:
+            raise UserError(f"--param {item}: {name} is given twice (also by {given[name]}).")
+        try:
+            params[name] = _parse_by_constraints(raw, constraints.get(name, []))
+        except ValueError as exc:
+            raise UserError(f"--param {item}: {exc}.") from None
+        given[name] = f"--param {item}"
+    model = cls(**params)
+    try:
+        model._validate_params()
+    except ValueError as exc:
+        match = re.search(r"The '(\w+)' parameter", str(exc))
+        where = given.get(match.group(1)) if match else None
+        if where is not None and not where.startswith("--param"):
+            where = f"{where} {_format_value(params[match.group(1)])}"
+        raise UserError(f"{where or 'model options'}: {_one_line(exc)}") from None
+    return model
+
+
+def _format_value(value):
+    return "none" if value is None else str(value)
 
 
 # -- progress -----------------------------------------------------------------
@@ -462,16 +470,19 @@ class _ProgressStream(io.TextIOBase):
 
 
 def _fit_with_progress(model, X, show):
-    if not show:
-        return model.fit(X)
+    """Fit; per-layer lines go to stderr when ``show``, nowhere otherwise (quiet wins).
+
+    The model keeps the ``verbose`` it was given.
+    """
     verbose = model.get_params().get("verbose", 0)
     stream = _ProgressStream(sys.stderr, overwrite=sys.stderr.isatty())
-    model.set_params(verbose=max(1, verbose))
+    model.set_params(verbose=max(1, verbose or 0) if show else 0)
     try:
-        with contextlib.redirect_stdout(stream):
+        with contextlib.redirect_stdout(stream if show else io.StringIO()):
             model.fit(X)
     finally:
-        stream.finish()
+        if show:
+            stream.finish()
         model.set_params(verbose=verbose)
     return model
 
@@ -495,7 +506,7 @@ def _demo(args):
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise UserError(f"{args.output}: cannot create {folder} ({exc.strerror}).") from None
-        _check_writable(args.output)
+        target = check_output_path(args.output)
     X, _ = make_moons(10000, noise=0.05, random_state=0)
     X_test, _ = make_moons(5000, noise=0.05, random_state=1)
     start = time.perf_counter()
@@ -520,7 +531,7 @@ def _demo(args):
         )
         return EXIT_OK
     figure = _demo_figure(model, X, model.sample(len(X_test), random_state=0))
-    with _atomic_output(args.output, "wb") as f:
+    with atomic_output(target, "wb") as f:
         figure.savefig(f, format="png", dpi=90)
     _say(args, f"  picture: {args.output}")
     return EXIT_OK
@@ -555,21 +566,18 @@ def _demo_figure(model, X, X_sampled):
 
 def _fit(args):
     from . import RBIG
+    from .persistence import save_model
 
-    _check_writable(args.output)
-    table = _read(args.input, _HEADER[args.input_header], args.delimiter)
+    target = check_output_path(args.output, [args.input])
+    model = _model_params(args, RBIG, args.model_flags)
+    table = _read_input(args)
     X, names = table.select(_split(args.columns))
     if X.shape[0] < 2:
         raise UserError(f"{table.source}: 1 data row; fitting needs at least 2.")
-    params = {name: getattr(args, name) for name in _MODEL_PARAMS if hasattr(args, name)}
-    params.update(args.param or {})
-    try:
-        model = RBIG(**params)
-    except TypeError as exc:
-        raise UserError(f"--param: {_one_line(exc)}") from None
-    show = not args.quiet and (args.progress or sys.stderr.isatty())
+    verbose = model.get_params().get("verbose") or 0
+    show = not args.quiet and (args.progress or verbose > 0 or sys.stderr.isatty())
     _fit_with_progress(model, X, show)
-    _save_model(args.output, model, names)
+    # Everything the command reports is computed before the model file is written.
     lines = [
         f"fitted RBIG on {X.shape[0]} rows x {X.shape[1]} columns"
         + (f" ({', '.join(names)})" if names else ""),
@@ -580,6 +588,7 @@ def _fit(args):
     if validation is not None and len(validation):
         lines.append(f"  best validation log-likelihood: {np.max(validation):.4f}")
     lines += [f"  fit time: {model.fit_time_:.2f} s", f"  model: {args.output}"]
+    save_model(target, model, names)
     _say(args, *lines)
     return EXIT_OK
 
@@ -587,7 +596,7 @@ def _fit(args):
 def _info(args):
     from .information import entropy, total_correlation
 
-    table = _read(args.input, _HEADER[args.input_header], args.delimiter)
+    table = _read_input(args)
     X, names = table.select(_split(args.columns))
     base = 2 if args.bits else None
     unit = "bits" if args.bits else "nats"
@@ -601,12 +610,12 @@ def _info(args):
 
 
 def _score(args):
-    model, columns = _load_model(args.model)
+    target = _output(args, args.model, args.input)
+    model, columns = _load_model(args)
     X = _read_for_model(args, model, columns)
-    _check_writable(args.output)
     scores = model.score_samples(X)
-    _write_table(args.output, scores, ["log_likelihood"], not args.no_header)
-    if args.output not in (None, "-"):
+    _write(args, target, scores, ["log_likelihood"])
+    if target is not None:
         _say(
             args,
             f"scored {len(scores)} rows, mean log-likelihood {np.mean(scores):.4f}: {args.output}",
@@ -615,15 +624,15 @@ def _score(args):
 
 
 def _transform(args):
-    model, columns = _load_model(args.model)
+    target = _output(args, args.model, args.input)
+    model, columns = _load_model(args)
     X = _read_for_model(args, model, columns)
-    _check_writable(args.output)
     Z, log_det = model.transform_log_det(X)
     names = [f"z{j}" for j in range(Z.shape[1])]
     if args.log_det:
         Z, names = np.column_stack([Z, log_det]), [*names, "log_det"]
-    _write_table(args.output, Z, names, not args.no_header)
-    if args.output not in (None, "-"):
+    _write(args, target, Z, names)
+    if target is not None:
         _say(args, f"transformed {len(Z)} rows: {args.output}")
     return EXIT_OK
 
@@ -633,22 +642,60 @@ def _data_names(model, columns):
 
 
 def _inverse_transform(args):
-    model, columns = _load_model(args.model)
+    target = _output(args, args.model, args.input)
+    model, columns = _load_model(args)
     Z = _read_for_model(args, model, columns, by_name=False)
-    _check_writable(args.output)
     X = model.inverse_transform(Z)
-    _write_table(args.output, X, _data_names(model, columns), not args.no_header)
-    if args.output not in (None, "-"):
+    _write(args, target, X, _data_names(model, columns))
+    if target is not None:
         _say(args, f"inverted {len(X)} rows: {args.output}")
     return EXIT_OK
 
 
+# Bytes per drawn value while sampling: the latent draw, the output and the
+# temporaries of a layer, in float64.
+_SAMPLE_BYTES_PER_VALUE = 4 * 8
+
+
+def _available_memory():
+    """Bytes of memory available now (MemAvailable), or the physical total, or None."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def _bytes(n):
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EB"  # pragma: no cover
+
+
+def _check_sample_size(n_samples, n_features):
+    need = n_samples * n_features * _SAMPLE_BYTES_PER_VALUE
+    available = _available_memory()
+    if n_samples * n_features >= 2**62 or (available is not None and need > available):
+        have = f"the {_bytes(available)} available" if available else "what this machine has"
+        raise UserError(
+            f"-n {n_samples}: {n_samples} rows x {n_features} columns need about "
+            f"{_bytes(need)} of memory, more than {have}; draw fewer rows (e.g. in several "
+            "runs with different --seed)."
+        )
+
+
 def _sample(args):
-    model, columns = _load_model(args.model)
-    _check_writable(args.output)
+    target = _output(args, args.model)
+    model, columns = _load_model(args)
+    _check_sample_size(args.n_samples, int(model.n_features_in_))
     X = model.sample(args.n_samples, random_state=args.seed)
-    _write_table(args.output, X, _data_names(model, columns), not args.no_header)
-    if args.output not in (None, "-"):
+    _write(args, target, X, _data_names(model, columns))
+    if target is not None:
         _say(args, f"drew {len(X)} samples: {args.output}")
     return EXIT_OK
 
@@ -666,52 +713,17 @@ def _positive_int(text):
     return value
 
 
-def _n_knots(text):
-    return text if text == "auto" else _positive_int(text)
-
-
-def _tol(text):
-    return None if text.lower() == "none" else float(text)
-
-
-def _param_value(text):
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
-
-
-class _ParamAction(argparse.Action):
-    def __call__(self, parser, namespace, value, option_string=None):
-        name, sep, raw = value.partition("=")
-        if not sep or not name:
-            parser.error(f"{option_string} expects NAME=VALUE, got {value!r}")
-        params = dict(getattr(namespace, self.dest) or {})
-        params[name.strip()] = _param_value(raw.strip())
-        setattr(namespace, self.dest, params)
-
-
-def _rbig_defaults():
-    from . import RBIG
-
-    params = RBIG().get_params()
-    rotation = RBIG._parameter_constraints.get("rotation", [None])[0]
-    choices = sorted(getattr(rotation, "options", []) or [])
-    return params, choices
+def _delimiter(text):
+    try:
+        return check_delimiter(text)
+    except TableError as exc:
+        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
 
 
 def _build_parser():
-    from . import __version__
+    from . import RBIG, __version__
 
-    defaults, rotations = _rbig_defaults()
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="destructors",
         description=(
             "Exact density models by density destruction (RBIG): fit, score, "
@@ -722,9 +734,9 @@ def _build_parser():
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    reading = argparse.ArgumentParser(add_help=False)
+    reading = _Parser(add_help=False)
     reading.add_argument(
         "--columns",
         metavar="COLS",
@@ -740,9 +752,13 @@ def _build_parser():
     )
     reading.add_argument(
         "--delimiter",
-        help="CSV field separator of INPUT (default: the first of ',' tab ';' in its first line)",
+        type=_delimiter,
+        help="CSV field separator of INPUT, one character ('\\t' for tab; default: the "
+        "first of ',' tab ';' in its first line)",
     )
-    writing = argparse.ArgumentParser(add_help=False)
+    trusting = _Parser(add_help=False)
+    trusting.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
+    writing = _Parser(add_help=False)
     writing.add_argument(
         "-o",
         "--output",
@@ -782,8 +798,12 @@ def _build_parser():
         help="fit RBIG to a CSV or .npy file and save it",
         description="Fit an RBIG density model to the rows of INPUT and save it.",
         epilog=(
-            "example:\n  destructors fit data.csv --columns x,y --seed 0 -o model.joblib\n"
-            "\nProgress (one line per layer) goes to stderr when it is a terminal."
+            "example:\n  destructors fit data.csv --columns x,y --seed 0 -o model.destructor\n"
+            "\nProgress (one line per layer) goes to stderr when it is a terminal.\n"
+            "MODEL is written in the safe .destructor format (JSON and NumPy arrays,\n"
+            "loaded without running code), or as a joblib pickle when its name ends in\n"
+            ".joblib, .pkl or .pickle (loading a pickle needs --trust-pickle). Nothing\n"
+            "is written unless the whole command succeeds."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -793,78 +813,20 @@ def _build_parser():
         "--output",
         required=True,
         metavar="MODEL",
-        help="where to save the fitted model (joblib)",
+        help="where to save the fitted model (.destructor; .joblib for a pickle)",
     )
-    model = fit.add_argument_group(
-        "model options", "RBIG parameters; unset ones keep RBIG's defaults"
-    )
-
-    def model_option(flag, dest, help_text, **kwargs):
-        if dest not in defaults:  # a parameter this version of RBIG lacks
-            return
-        default = defaults.get(dest)
-        if dest == "random_state":
-            default = "unseeded"
-        kwargs.setdefault("help", f"{help_text} (default: {default})")
-        model.add_argument(flag, dest=dest, default=argparse.SUPPRESS, **kwargs)
-
-    model_option("--rotation", "rotation", f"rotation in each layer: {', '.join(rotations)}")
-    model_option(
-        "--n-knots", "n_knots", "knots per marginal map, or 'auto'", type=_n_knots, metavar="K"
-    )
-    model_option(
-        "--smoothing",
-        "smoothing",
-        "kernel smoothing of each marginal CDF",
-        type=float,
-        metavar="S",
-    )
-    model_option(
-        "--subsample", "subsample", "rows per marginal fit", type=_positive_int, metavar="N"
-    )
-    model_option(
-        "--max-layers", "max_layers", "maximum number of layers", type=_positive_int, metavar="L"
-    )
-    model_option(
-        "--no-early-stopping",
-        "early_stopping",
-        "",
-        action="store_false",
-        help="fit all layers on all rows; do not hold rows out to choose the depth",
-    )
-    model_option(
-        "--validation-fraction",
-        "validation_fraction",
-        "fraction of rows held out for early stopping",
-        type=float,
-        metavar="F",
-    )
-    model_option(
-        "--n-iter-no-change",
-        "n_iter_no_change",
-        "patience of the stopping rule, in layers",
-        type=_positive_int,
-        metavar="P",
-    )
-    model_option("--tol", "tol", "minimum gain per layer in nats, or none", type=_tol, metavar="T")
-    model_option("--seed", "random_state", "random seed", type=int, metavar="SEED")
-    model.add_argument(
-        "--param",
-        action=_ParamAction,
-        metavar="NAME=VALUE",
-        help="any other RBIG parameter (repeatable)",
-    )
+    flags = _add_model_options(fit, RBIG)
     fit.add_argument(
         "--progress",
         action="store_true",
         help="show per-layer progress on stderr even when it is not a terminal",
     )
-    fit.set_defaults(func=_fit)
+    fit.set_defaults(func=_fit, model_flags=flags)
 
     def add_model_command(name, func, help_text, description, example):
         command = sub.add_parser(
             name,
-            parents=[common, reading, writing],
+            parents=[common, reading, writing, trusting],
             help=help_text,
             description=description,
             epilog=f"example:\n  {example}",
@@ -880,14 +842,14 @@ def _build_parser():
         _score,
         "log-likelihood of each row",
         "Write log p(x), in nats, for each row of INPUT (column 'log_likelihood').",
-        "destructors score model.joblib data.csv -o scores.csv",
+        "destructors score model.destructor data.csv -o scores.csv",
     )
     transform = add_model_command(
         "transform",
         _transform,
         "map rows to the latent standard normal",
         "Write the latent point z = f(x) of each row of INPUT (columns z0, z1, ...).",
-        "destructors transform model.joblib data.csv --log-det -o latent.csv",
+        "destructors transform model.destructor data.csv --log-det -o latent.csv",
     )
     transform.add_argument(
         "--log-det",
@@ -899,14 +861,14 @@ def _build_parser():
         _inverse_transform,
         "map latent rows back to data space",
         "Write x = f^-1(z) for each row z of INPUT (all its columns, or --columns).",
-        "destructors inverse-transform model.joblib latent.csv -o back.csv",
+        "destructors inverse-transform model.destructor latent.csv -o back.csv",
     )
     sample = sub.add_parser(
         "sample",
-        parents=[common, writing],
+        parents=[common, writing, trusting],
         help="draw rows from a fitted model",
         description="Draw N new rows from the model's density.",
-        epilog="example:\n  destructors sample model.joblib -n 1000 --seed 0 -o samples.csv",
+        epilog="example:\n  destructors sample model.destructor -n 1000 --seed 0 -o samples.csv",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sample.add_argument("model", metavar="MODEL", help="model file from 'fit'")
@@ -963,7 +925,7 @@ def main(argv=None):
     >>> folder = tempfile.mkdtemp()
     >>> data = os.path.join(folder, "data.npy")
     >>> np.save(data, np.random.default_rng(0).gamma(2.0, size=(500, 2)))
-    >>> model = os.path.join(folder, "model.joblib")
+    >>> model = os.path.join(folder, "model.destructor")
     >>> main(["fit", data, "--max-layers", "3", "--seed", "0", "-o", model, "-q"])
     0
     >>> main(["sample", model, "-n", "2", "--seed", "0", "--no-header"])
@@ -986,8 +948,10 @@ def main(argv=None):
         return _error(str(exc))
     except KeyboardInterrupt:
         return _error("interrupted", EXIT_INTERRUPTED)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:  # TableError, OutputPathError, a bad model file ...
         return _error(_one_line(exc))
+    except MemoryError:
+        return _error("out of memory; use a smaller input or fewer rows.")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):

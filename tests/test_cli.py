@@ -13,6 +13,7 @@ import pytest
 
 from destructors import RBIG
 from destructors.cli import main
+from destructors.persistence import load_model
 
 FIT_OPTIONS = ["--max-layers", "4", "--seed", "0", "-q"]
 
@@ -53,13 +54,13 @@ def files(tmp_path_factory):
     data_csv = _write_csv(folder / "data.csv", X)
     data_npy = str(folder / "data.npy")
     np.save(data_npy, X)
-    model = str(folder / "model.joblib")
+    model = str(folder / "model.destructor")
     assert main(["fit", data_csv, "--columns", "x,y", *FIT_OPTIONS, "-o", model]) == 0
     return {"X": X, "csv": data_csv, "npy": data_npy, "model": model, "dir": folder}
 
 
 def _model(files):
-    return joblib.load(files["model"])["model"]
+    return load_model(files["model"]).model
 
 
 # -- entry points ---------------------------------------------------------------
@@ -129,16 +130,17 @@ def test_demo_without_matplotlib_prints_a_note(tmp_path, capsys, monkeypatch):
 
 
 def test_fit_writes_a_loadable_model_and_a_summary(files, tmp_path, capsys):
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.destructor"
     status, out, _ = _run(
         ["fit", files["csv"], "--columns", "x,y", "--max-layers", "3", "-o", path],
         capsys,
     )
     assert status == 0
-    payload = joblib.load(path)
-    model = payload["model"]
+    payload = load_model(path)
+    model = payload.model
     assert isinstance(model, RBIG)
-    assert payload["columns"] == ["x", "y"]
+    assert payload.columns == ["x", "y"]
+    assert payload.format_version == 1
     assert model.n_features_in_ == 2
     assert model.n_layers_ <= 3
     assert model.verbose == 0
@@ -146,7 +148,7 @@ def test_fit_writes_a_loadable_model_and_a_summary(files, tmp_path, capsys):
 
 
 def test_fit_passes_model_options(files, tmp_path, capsys):
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.destructor"
     argv = [
         "fit", files["npy"], "-o", path, "-q", "--rotation", "pca", "--n-knots", "15",
         "--max-layers", "2", "--no-early-stopping", "--tol", "none", "--seed", "3",
@@ -155,7 +157,7 @@ def test_fit_passes_model_options(files, tmp_path, capsys):
     status, out, err = _run(argv, capsys)
     assert status == 0, err
     assert out == "" and err == ""
-    params = joblib.load(path)["model"].get_params()
+    params = load_model(path).model.get_params()
     assert params["rotation"] == "pca"
     assert params["n_knots"] == 15
     assert params["max_layers"] == 2
@@ -168,22 +170,22 @@ def test_fit_passes_model_options(files, tmp_path, capsys):
 
 @pytest.mark.skipif("smoothing" not in RBIG().get_params(), reason="no smoothing parameter")
 def test_fit_passes_smoothing(files, tmp_path, capsys):
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.destructor"
     argv = ["fit", files["npy"], "-o", path, "--smoothing", "0", *FIT_OPTIONS]
     assert _run(argv, capsys)[0] == 0
-    assert joblib.load(path)["model"].smoothing == 0.0
+    assert load_model(path).model.smoothing == 0.0
 
 
 def test_fit_is_reproducible_with_seed(files, tmp_path, capsys):
-    paths = [tmp_path / "a.joblib", tmp_path / "b.joblib"]
+    paths = [tmp_path / "a.destructor", tmp_path / "b.destructor"]
     for path in paths:
         assert _run(["fit", files["npy"], *FIT_OPTIONS, "-o", path], capsys)[0] == 0
-    a, b = (joblib.load(p)["model"] for p in paths)
+    a, b = (load_model(p).model for p in paths)
     np.testing.assert_array_equal(a.score_samples(files["X"]), b.score_samples(files["X"]))
 
 
 def test_fit_progress_goes_to_stderr(files, tmp_path, capsys):
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.destructor"
     argv = ["fit", files["npy"], "--max-layers", "3", "--progress", "-o", path]
     status, out, err = _run(argv, capsys)
     assert status == 0
@@ -196,8 +198,10 @@ def test_fit_progress_goes_to_stderr(files, tmp_path, capsys):
 def test_fit_warnings_are_one_line(tmp_path, capsys):
     integers = tmp_path / "counts.csv"
     rng = np.random.default_rng(0)
-    np.savetxt(integers, rng.poisson(3.0, size=(300, 2)), fmt="%d", delimiter=",")
-    status, _, err = _run(["fit", integers, *FIT_OPTIONS, "-o", tmp_path / "m.joblib"], capsys)
+    # Ties within a feature warn (duplicated rows would be refused).
+    columns = [rng.poisson(3.0, size=300), rng.normal(size=300)]
+    np.savetxt(integers, np.column_stack(columns), delimiter=",")
+    status, _, err = _run(["fit", integers, *FIT_OPTIONS, "-o", tmp_path / "m.destructor"], capsys)
     assert status == 0
     lines = err.splitlines()
     assert lines and all(line.startswith("destructors: warning: ") for line in lines)
@@ -214,7 +218,7 @@ def test_fit_progress_on_a_terminal_overwrites_one_line(files, tmp_path, monkeyp
     monkeypatch.setattr(sys, "stderr", terminal)
     # A fixed depth (no stopping rule), so no warning shares the terminal.
     argv = ["fit", files["npy"], "--max-layers", "3", "--no-early-stopping", "--tol", "none",
-            "-o", str(tmp_path / "m.joblib")]
+            "-o", str(tmp_path / "m.destructor")]
     assert main(argv) == 0
     shown = terminal.getvalue()
     assert "\rlayer 1" in shown.replace("\033[K", "") and "layer 3" in shown
@@ -228,12 +232,12 @@ def test_fit_progress_on_a_terminal_overwrites_one_line(files, tmp_path, monkeyp
 def test_fit_reads_csv_without_header_and_from_stdin(files, tmp_path, capsys, monkeypatch):
     X = files["X"][:200]
     plain = _write_csv(tmp_path / "plain.csv", X, header=None, extra=False)
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.destructor"
     assert _run(["fit", plain, *FIT_OPTIONS, "-o", path], capsys)[0] == 0
-    assert joblib.load(path)["columns"] is None
+    assert load_model(path).columns is None
     monkeypatch.setattr(sys, "stdin", open(plain))
-    assert _run(["fit", "-", *FIT_OPTIONS, "-o", tmp_path / "s.joblib"], capsys)[0] == 0
-    a, b = (joblib.load(p)["model"] for p in (path, tmp_path / "s.joblib"))
+    assert _run(["fit", "-", *FIT_OPTIONS, "-o", tmp_path / "s.destructor"], capsys)[0] == 0
+    a, b = (load_model(p).model for p in (path, tmp_path / "s.destructor"))
     np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
 
 
@@ -243,9 +247,9 @@ def test_fit_reads_semicolon_and_tab_separated_files(tmp_path, capsys):
         path = tmp_path / "data.txt"
         lines = [delimiter.join(["a", "b"])] + [delimiter.join(map(repr, r)) for r in X.tolist()]
         path.write_text("\n".join(lines) + "\n")
-        out = tmp_path / "m.joblib"
+        out = tmp_path / "m.destructor"
         assert _run(["fit", path, *FIT_OPTIONS, "-o", out], capsys)[0] == 0
-        assert joblib.load(out)["columns"] == ["a", "b"]
+        assert load_model(out).columns == ["a", "b"]
 
 
 # -- score, transform, inverse-transform, sample ------------------------------------
@@ -341,7 +345,7 @@ def _error_cases(files, tmp):
     joblib.dump({"a": 1}, not_model)
     binary = tmp / "binary.csv"
     binary.write_bytes(b"\xff\xfe\x00\x81")
-    m, out, model_out = files["model"], str(tmp / "out.csv"), tmp / "m.joblib"
+    m, out, model_out = files["model"], str(tmp / "out.csv"), tmp / "m.destructor"
     return {
         "missing input": (["score", m, tmp / "missing.csv", "-o", out], "no such file"),
         "missing model": (["score", tmp / "nope.joblib", files["csv"], "-o", out], "no such file"),
@@ -354,7 +358,9 @@ def _error_cases(files, tmp):
         "wrong width": (["score", m, three, "-o", out], "3 columns, but the model expects 2"),
         "unknown column": (["score", m, files["csv"], "--columns", "q"], "no column named 'q'"),
         "unreadable model": (["score", garbage, files["csv"], "-o", out], "not a model file"),
-        "not a model": (["sample", not_model, "-n", "3", "-o", out], "not a density model"),
+        "not a model": (["sample", not_model, "-n", "3", "--trust-pickle", "-o", out],
+                        "not a density model"),
+        "untrusted pickle": (["sample", not_model, "-n", "3", "-o", out], "--trust-pickle"),
         "binary csv": (["score", m, binary, "-o", out], "not a text CSV file"),
         "output dir": (["sample", m, "-n", "3", "-o", tmp / "no" / "out.csv"], "does not exist"),
         "bad param": (["fit", files["npy"], "--param", "bogus=1", "-o", model_out], "bogus"),
@@ -366,7 +372,8 @@ def _error_cases(files, tmp):
 ERROR_CASES = [
     "missing input", "missing model", "non-numeric", "nan", "empty cell", "ragged",
     "empty file", "inf in npy", "wrong width", "unknown column", "unreadable model",
-    "not a model", "binary csv", "output dir", "bad param", "bad value", "fit nan",
+    "not a model", "untrusted pickle", "binary csv", "output dir", "bad param", "bad value",
+    "fit nan",
 ]  # fmt: skip
 
 
@@ -395,14 +402,14 @@ def test_failed_run_keeps_an_existing_output_file(files, tmp_path, capsys):
 def test_error_in_a_real_process_has_no_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "destructors", "fit", str(tmp_path / "x.csv"), "-o",
-         str(tmp_path / "m.joblib")],
+         str(tmp_path / "m.destructor")],
         capture_output=True,
         text=True,
         check=False,
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr == f"destructors: error: {tmp_path / 'x.csv'}: no such file.\n"
-    assert not (tmp_path / "m.joblib").exists()
+    assert not (tmp_path / "m.destructor").exists()
 
 
 def test_info_reports_total_correlation_and_entropy_near_the_truth(tmp_path, capsys):
@@ -445,7 +452,7 @@ def test_fit_and_score_with_a_rotation_registered_outside_the_library(tmp_path, 
 
     X = _data(400, seed=4)
     data = _write_csv(tmp_path / "data.csv", X)
-    path = tmp_path / "m.joblib"
+    path = tmp_path / "m.destructor"
     with registered_examples():  # the registry is restored after the block
         status, _, err = _run(
             ["fit", data, "--columns", "x,y", "--rotation", "example-householder",
