@@ -10,6 +10,7 @@ from .composite import CompositeDestructor
 from .deep import RBIG, DeepDestructor
 from .information import entropy, kl_divergence, mutual_information, total_correlation
 from .marginal import MarginalGaussianizer
+from .mixture import GaussianMixtureDestructor
 from .rotation import GreedyRotation, ICARotation, PCARotation, RandomRotation
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "BaseDestructor",
     "CompositeDestructor",
     "DeepDestructor",
+    "GaussianMixtureDestructor",
     "GreedyRotation",
     "ICARotation",
     "MarginalGaussianizer",
