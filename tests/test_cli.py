@@ -469,3 +469,265 @@ def test_fit_and_score_with_a_rotation_registered_outside_the_library(tmp_path, 
     header, values = _read_csv(out, from_text=True)
     assert header == ["log_likelihood"]
     np.testing.assert_array_equal(values[:, 0], model.score_samples(X))
+
+
+# -- lost or overwritten files -----------------------------------------------------
+
+
+def _one_error_line(err):
+    lines = [line for line in err.splitlines() if not line.startswith("destructors: warning: ")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_an_output_that_is_an_input_is_refused(files, tmp_path, capsys):
+    data = tmp_path / "data.csv"
+    data.write_bytes(open(files["csv"], "rb").read())
+    before = data.read_bytes()
+    link = tmp_path / "link.csv"
+    link.symlink_to(data)
+    hard = tmp_path / "hard.csv"
+    os.link(data, hard)
+    model_link = tmp_path / "model-link.csv"
+    model_link.symlink_to(files["model"])
+    for output in (data, link, hard):
+        status, out, err = _run(["score", files["model"], data, "-o", output], capsys)
+        assert status == 1 and out == ""
+        assert "is an input" in _one_error_line(err)
+    status, _, err = _run(["sample", files["model"], "-n", "3", "-o", model_link], capsys)
+    assert status == 1 and "is an input" in _one_error_line(err)
+    status, _, err = _run(["fit", data, *FIT_OPTIONS, "-o", hard], capsys)
+    assert status == 1 and "is an input" in _one_error_line(err)
+    assert data.read_bytes() == before
+    assert link.is_symlink() and os.path.samefile(hard, data)
+    assert sorted(os.listdir(tmp_path)) == ["data.csv", "hard.csv", "link.csv", "model-link.csv"]
+
+
+def test_an_output_symlink_is_written_through(files, tmp_path, capsys):
+    target = tmp_path / "scores.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    status, _, _ = _run(["score", files["model"], files["npy"], "-o", link, "-q"], capsys)
+    assert status == 0
+    assert link.is_symlink()
+    header, values = _read_csv(target)
+    assert header == ["log_likelihood"] and len(values) == len(files["X"])
+
+
+def test_a_failing_fit_keeps_the_previous_model(files, tmp_path, capsys, monkeypatch):
+    path = tmp_path / "model.destructor"
+    assert _run(["fit", files["npy"], *FIT_OPTIONS, "-o", path], capsys)[0] == 0
+    before = path.read_bytes()
+
+    def overflow(self, X, y=None):
+        raise ValueError("score_samples produced non-finite values (overflow).")
+
+    monkeypatch.setattr(RBIG, "score", overflow)
+    status, out, err = _run(["fit", files["npy"], *FIT_OPTIONS, "-o", path], capsys)
+    assert status == 1 and out == ""
+    assert "overflow" in _one_error_line(err)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.destructor"]  # no temporary file either
+
+
+def test_a_headerless_csv_with_a_missing_value_in_its_first_row_is_refused(tmp_path, capsys):
+    for marker in ("n/a", ""):
+        path = tmp_path / "plain.csv"
+        rows = [f"1.5,{marker}"] + [f"{i},{i * 0.5}" for i in range(30)]
+        path.write_text("\n".join(rows) + "\n")
+        status, _, err = _run(["fit", path, *FIT_OPTIONS, "-o", tmp_path / "m.destructor"],
+                              capsys)  # fmt: skip
+        assert status == 1
+        assert "line 1, column '1'" in _one_error_line(err)
+        assert not (tmp_path / "m.destructor").exists()
+
+
+# -- errors checked before the work, one line ---------------------------------------
+
+
+def _no_fit(monkeypatch):
+    def refuse(self, X, y=None):
+        raise AssertionError("the fit ran before the error was found")
+
+    monkeypatch.setattr(RBIG, "fit", refuse)
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "message"),
+    [
+        (["fit", "{npy}", "-o", ""], 1, "empty file name"),
+        (["fit", "{npy}", "-o", "{dir}/nowhere/m.destructor"], 1, "does not exist"),
+        (["fit", "{npy}", "-o", "{npy}/m.destructor"], 1, "does not exist"),
+        (["fit", "{npy}", "-o", "{dir}/new/"], 1, "names a directory"),
+        (["fit", "{npy}", "-o", "{dir}/" + "m" * 300], 1, "longer than"),
+        (["fit", "{npy}", "--tol", "abc", "-o", "{dir}/m.destructor"], 2, "--tol"),
+        (["fit", "{npy}", "--n-knots", "x", "-o", "{dir}/m.destructor"], 2, "--n-knots"),
+        (["fit", "{npy}", "--max-layers", "0", "-o", "{dir}/m.destructor"], 1, "--max-layers 0"),
+        (["fit", "{npy}", "--param", "tol=abc", "-o", "{dir}/m.destructor"], 1, "tol=abc"),
+        (["fit", "{npy}", "--param", "x", "-o", "{dir}/m.destructor"], 1, "NAME=VALUE"),
+        (["fit", "{npy}", "--rotation", "pca", "--param", "rotation=ica", "-o",
+          "{dir}/m.destructor"], 1, "twice"),
+        (["fit", "{csv}", "--delimiter", "ab", "-o", "{dir}/m.destructor"], 2, "delimiter"),
+        (["fit", "{csv}", "--rotation", "nope", "-o", "{dir}/m.destructor"], 2, "--rotation"),
+        (["sample", "{model}", "-n", str(10**12)], 1, "memory"),
+        (["sample", "{model}", "-n", "10**12"], 2, "-n"),
+    ],
+)  # fmt: skip
+def test_errors_are_found_before_the_work(argv, status, message, files, capsys, monkeypatch):
+    _no_fit(monkeypatch)
+    argv = [a.format(**{k: files[k] for k in ("npy", "csv", "model")}, dir=files["dir"])
+            for a in argv]  # fmt: skip
+    before = set(os.listdir(files["dir"]))
+    got, out, err = _run(argv, capsys)
+    assert got == status and out == ""
+    line = _one_error_line(err)
+    assert message in line
+    assert "_tol" not in line and "tmp" not in line.split("error:")[1].replace(
+        str(files["dir"]), ""
+    )
+    assert set(os.listdir(files["dir"])) == before
+
+
+def test_a_multi_line_quoted_field_gives_a_line_and_column(tmp_path, capsys):
+    path = tmp_path / "quoted.csv"
+    path.write_text('x,y\n1,2\n"3\n4",5\n6,7\n')
+    status, _, err = _run(["fit", path, *FIT_OPTIONS, "-o", tmp_path / "m.destructor"], capsys)
+    assert status == 1
+    line = _one_error_line(err)
+    assert "line 3, column 'x'" in line and "zip()" not in line
+
+
+def test_quiet_wins_over_verbose(files, tmp_path, capsys):
+    path = tmp_path / "m.destructor"
+    argv = ["fit", files["npy"], "--max-layers", "3", "--no-early-stopping", "--tol", "none",
+            "--param", "verbose=1", "-o", path]  # fmt: skip
+    assert _run([*argv, "-q"], capsys) == (0, "", "")
+    assert load_model(path).model.verbose == 1  # kept as asked, only not printed
+    status, out, err = _run(argv, capsys)  # without -q verbose shows progress, on stderr
+    assert status == 0 and "layer 1" in err and "layer 1" not in out
+
+
+# -- model files ---------------------------------------------------------------------
+
+
+def test_fit_writes_a_pickle_only_when_the_name_says_so(files, tmp_path, capsys):
+    pickled = tmp_path / "m.joblib"
+    assert _run(["fit", files["npy"], *FIT_OPTIONS, "-o", pickled], capsys)[0] == 0
+    payload = joblib.load(pickled)  # the dict layout of version 0.1
+    assert payload["format"] == "destructors-model" and isinstance(payload["model"], RBIG)
+    status, _, err = _run(["score", pickled, files["npy"]], capsys)
+    assert status == 1 and "--trust-pickle" in _one_error_line(err)
+    status, out, _ = _run(["score", pickled, files["npy"], "--trust-pickle"], capsys)
+    assert status == 0
+    np.testing.assert_array_equal(
+        _read_csv(out, from_text=True)[1][:, 0], payload["model"].score_samples(files["X"])
+    )
+    import zipfile
+
+    assert zipfile.is_zipfile(files["model"])
+
+
+class _Payload:
+    """Unpickling this writes a marker file: a stand-in for any code a pickle may run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("name", ["evil.joblib", "evil.destructor", "evil"])
+def test_a_crafted_pickle_is_not_run_without_trust_pickle(name, files, tmp_path, capsys):
+    import pickle
+
+    marker = tmp_path / "marker"
+    evil = tmp_path / name
+    evil.write_bytes(pickle.dumps(_Payload(str(marker))))
+    status, out, err = _run(["score", evil, files["csv"]], capsys)
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "--trust-pickle" in _one_error_line(err)
+    assert not marker.exists()
+    # With --trust-pickle the file is unpickled: the payload runs (which is why
+    # the flag exists), and what it returns is no model.
+    status, _, err = _run(["score", evil, files["csv"], "--trust-pickle"], capsys)
+    assert status == 1 and marker.exists()
+    assert "not a density model" in _one_error_line(err)
+
+
+def test_a_crafted_pickle_is_not_run_in_a_real_process(files, tmp_path):
+    import pickle
+
+    marker = tmp_path / "marker"
+    evil = tmp_path / "evil.joblib"
+    evil.write_bytes(pickle.dumps(_Payload(str(marker))))
+    result = subprocess.run(
+        [sys.executable, "-m", "destructors", "score", str(evil), files["csv"]],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "--trust-pickle" in result.stderr
+    assert not marker.exists()
+
+
+# -- fit's options come from RBIG's parameters ----------------------------------------
+
+
+def test_every_rbig_parameter_has_an_option(capsys):
+    status, out, _ = _run(["fit", "--help"], capsys)
+    assert status == 0
+    for name, default in RBIG().get_params(deep=False).items():
+        if name == "verbose":
+            continue
+        flag = "--seed" if name == "random_state" else "--" + name.replace("_", "-")
+        if default is True:
+            flag = "--no-" + flag[2:]
+        assert flag in out, name
+    from destructors.registry import layer_names
+
+    for rotation in layer_names("rotation"):
+        assert rotation in out
+
+
+def test_a_new_rbig_parameter_appears_as_an_option(files, tmp_path, capsys, monkeypatch):
+    import numbers
+
+    import destructors
+    from destructors._compat import Interval
+
+    class Knobbed(RBIG):
+        """RBIG with one more knob.
+
+        Parameters
+        ----------
+        rotation : str, default="greedy"
+            Rotation.
+        knob : float in [0, 1], default=0.5
+            How far the test knob is turned. More text.
+        wild : bool, default=False
+            Whether to go wild.
+        """
+
+        _parameter_constraints = {
+            **RBIG._parameter_constraints,
+            "knob": [Interval(numbers.Real, 0, 1, closed="both")],
+            "wild": ["boolean"],
+        }
+
+        def __init__(self, rotation="greedy", knob=0.5, wild=False, max_layers=500):
+            super().__init__(rotation=rotation, max_layers=max_layers)
+            self.knob, self.wild = knob, wild
+
+    monkeypatch.setattr(destructors, "RBIG", Knobbed)
+    status, out, _ = _run(["fit", "--help"], capsys)
+    assert status == 0
+    assert "--knob" in out and "how far the test knob is turned (default: 0.5)" in " ".join(
+        out.split()
+    )
+    assert "--wild" in out
+    status, _, err = _run(["fit", files["npy"], "--knob", "2", "-o", tmp_path / "m"], capsys)
+    assert status == 1 and "--knob 2" in _one_error_line(err)
+    status, _, err = _run(["fit", files["npy"], "--knob", "x", "-o", tmp_path / "m"], capsys)
+    assert status == 2 and "--knob" in _one_error_line(err)
