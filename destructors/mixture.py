@@ -265,6 +265,31 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         self._n_features_out = d
         return self
 
+    # -- state -------------------------------------------------------------------
+    # The fitted GaussianMixture is kept as plain data (its parameters and
+    # fitted arrays), so a safe model file (destructors.persistence), which
+    # holds only registered classes, can hold this layer too.
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: it may be self.__dict__
+        mixture = state.pop("mixture_", None)
+        if mixture is not None:
+            params = mixture.get_params()
+            if not isinstance(params["random_state"], numbers.Integral):
+                params["random_state"] = None  # a generator is not part of the fit
+            fitted = {k: v for k, v in vars(mixture).items() if k.endswith("_")}
+            state["_mixture_state"] = {"params": params, "fitted": fitted}
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        saved = state.pop("_mixture_state", None)
+        super().__setstate__(state)
+        if saved is not None:
+            mixture = GaussianMixture(**saved["params"])
+            for key, value in saved["fitted"].items():
+                setattr(mixture, key, value)
+            self.mixture_ = mixture
+
     # -- the map ------------------------------------------------------------------
     def _chunks(self, n):
         K, d = self.means_.shape

@@ -358,6 +358,30 @@ def test_dask_fit_is_refused_clearly_and_fitted_layer_maps_dask_arrays():
     )
 
 
+def test_pickle_and_safe_model_file_round_trip(tmp_path):
+    import pickle
+
+    from destructors.persistence import load_model, save_model
+
+    model, X = _fitted()
+    Z = model.transform(X)
+    restored = [pickle.loads(pickle.dumps(model))]
+    for name in ("layer.destructor", "layer.joblib"):
+        save_model(tmp_path / name, model)
+        restored.append(load_model(tmp_path / name, trust_pickle=True).model)
+    for twin in restored:
+        assert isinstance(twin.mixture_, GaussianMixture)
+        np.testing.assert_array_equal(twin.transform(X), Z)
+        np.testing.assert_array_equal(twin.inverse_transform(Z), model.inverse_transform(Z))
+        np.testing.assert_array_equal(twin.mixture_.score_samples(X),
+                                      model.mixture_.score_samples(X))
+        np.testing.assert_array_equal(twin.sample(5, random_state=0),
+                                      model.sample(5, random_state=0))
+    # A RandomState as random_state is not part of the fitted state.
+    seeded = GaussianMixtureDestructor(2, random_state=np.random.RandomState(0)).fit(X)
+    assert seeded.__getstate__()["_mixture_state"]["params"]["random_state"] is None
+
+
 def test_clone_keeps_parameters():
     model = GaussianMixtureDestructor(n_components=5, reg_covar=1e-3, max_iter=50, n_init=2,
                                       random_state=7)
