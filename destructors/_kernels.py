@@ -12,13 +12,97 @@ The same kernel runs the inverse: swap ``xp`` and ``fp``, invert the slopes
 and negate their logs.
 """
 
+import os
 import threading
+import types
 
 import numpy as np
 from numba import njit, prange
 
 # Below this many elements thread start-up costs more than it saves.
 _PARALLEL_MIN_ELEMENTS = 20_000
+
+# The process that imported this module. A process forked from it (e.g. a
+# ``multiprocessing`` "fork" worker) has another pid: it inherits the
+# parent's threading-layer state, and GNU OpenMP (Numba's "omp" layer, the
+# default where TBB is absent) kills a forked child that starts a parallel
+# region after the parent did. Numba's threading layer is process-wide user
+# configuration, so it is left alone; such children run serially instead,
+# which also keeps a pool of forked workers from oversubscribing the cores.
+_IMPORT_PID = os.getpid()
+
+
+def use_parallel(n_elements):
+    """Whether a kernel call on ``n_elements`` elements may run in parallel.
+
+    The one place that decides between the parallel and the serial
+    compilation of a kernel (both compute the same numbers, independent of
+    the thread count). Serial for small arrays (thread start-up costs more
+    than it saves), for calls from non-main threads (a Dask threaded
+    scheduler: launching parallel regions from several threads at once is
+    not safe in every Numba threading layer) and in a process forked after
+    this module was imported (see ``_IMPORT_PID``).
+
+    Parameters
+    ----------
+    n_elements : int
+        Size of the input array.
+
+    Returns
+    -------
+    parallel : bool
+        True to call the parallel compilation.
+
+    Examples
+    --------
+    >>> from destructors._kernels import use_parallel
+    >>> use_parallel(10), use_parallel(10**6)
+    (False, True)
+    """
+    return (
+        n_elements >= _PARALLEL_MIN_ELEMENTS
+        and threading.current_thread() is threading.main_thread()
+        and os.getpid() == _IMPORT_PID
+    )
+
+
+def parallel_and_serial(func, **options):
+    """Compile one kernel source twice: parallel, and serial releasing the GIL.
+
+    Numba's on-disk cache keys an entry by the function's name, source and
+    signature, not by the compile options, so two ``njit(cache=True)``
+    wrappers of one function share one entry and whichever compiled first
+    is loaded for both (a "serial" kernel that opens parallel regions, or a
+    "parallel" one that does not). Each compilation here wraps a copy of
+    ``func`` under its own qualified name, hence its own cache entry.
+
+    Parameters
+    ----------
+    func : function
+        The kernel, a plain Python function using ``prange``.
+    **options : dict
+        Extra ``njit`` options of both compilations (e.g. ``fastmath``), so
+        that both compute the same numbers.
+
+    Returns
+    -------
+    parallel, serial : numba dispatchers
+        ``njit(parallel=True, cache=True, **options)`` and
+        ``njit(parallel=False, nogil=True, cache=True, **options)`` of copies
+        of ``func``.
+    """
+
+    def renamed(suffix):
+        copy = types.FunctionType(
+            func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
+        )
+        copy.__qualname__ = f"{func.__qualname__}_{suffix}"
+        copy.__doc__ = func.__doc__
+        return copy
+
+    parallel = njit(parallel=True, cache=True, **options)(renamed("parallel"))
+    serial = njit(parallel=False, nogil=True, cache=True, **options)(renamed("serial"))
+    return parallel, serial
 
 
 @njit(inline="always", cache=True)
@@ -27,12 +111,18 @@ def _segment(xp, j, m, x, lo, scale, buckets):
 
     A uniform grid over the knots' range narrows the binary search to the
     few segments between two grid edges; end segments extend to +-inf.
+
+    Every input gives an index in ``[0, m - 2]``: a NaN ``x`` (or a NaN
+    ``t``, e.g. ``0 * inf`` when the grid scale overflows) fails every
+    comparison and so lands in the first segment, its value staying NaN;
+    ``+-inf`` land in the end segments. Only a ``t`` strictly inside the
+    grid reaches ``int(t)``, which is then a valid bucket.
     """
     n_buckets = buckets.shape[1] - 1
     t = (x - lo) * scale
-    if t <= 0.0:
+    if not (t > 0.0):  # also NaN
         k = 0
-    elif t >= n_buckets:
+    elif not (t < n_buckets):  # also +inf
         k = m - 2
     else:
         b = int(t)
@@ -110,12 +200,9 @@ def bucket_table(xp, counts, buckets_per_knot=4):
     return lo, scale, buckets
 
 
-# One Python source, two compilations: the serial one serves small arrays and
-# calls from non-main threads (a Dask threaded scheduler), where launching a
-# parallel region from several threads at once is not safe in every Numba
-# threading layer. It releases the GIL, so such threads run it side by side.
-_piecewise_linear_parallel = njit(parallel=True, cache=True)(_piecewise_linear)
-_piecewise_linear_serial = njit(parallel=False, nogil=True, cache=True)(_piecewise_linear)
+# One Python source, two compilations (see use_parallel for which runs when).
+# The serial one releases the GIL, so worker threads run it side by side.
+_piecewise_linear_parallel, _piecewise_linear_serial = parallel_and_serial(_piecewise_linear)
 
 
 def piecewise_linear(X, xp, fp, slope, log_slope, counts, table=None):
@@ -157,7 +244,7 @@ def piecewise_linear(X, xp, fp, slope, log_slope, counts, table=None):
     X = np.ascontiguousarray(X, dtype=np.float64)
     out = np.empty_like(X)
     log_det = np.empty(X.shape[0])
-    if X.size >= _PARALLEL_MIN_ELEMENTS and threading.current_thread() is threading.main_thread():
+    if use_parallel(X.size):
         kernel = _piecewise_linear_parallel
     else:
         kernel = _piecewise_linear_serial

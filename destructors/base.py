@@ -173,12 +173,36 @@ def _dask_aware(method):
 
 
 def _check_finite_output(values, what):
-    """Raise instead of letting an overflow leak out as inf or NaN."""
-    if not np.all(np.isfinite(values)):
-        raise ValueError(
-            f"{what} produced non-finite values: the input lies so far outside "
-            "the training range that the result overflows float64."
+    """Raise instead of letting an overflow leak out as inf or NaN.
+
+    ``values`` is the output of a method (``what``) on finite, validated
+    input, so a non-finite value can only come from float64 overflow: a
+    value beyond +-1.8e308 becomes inf, and a difference or product of two
+    such infinities (``inf - inf``, ``0 * inf``) becomes NaN.
+    """
+    finite = np.isfinite(values)
+    if np.all(finite):
+        return
+    finite = np.asarray(finite)
+    bad = ~finite.reshape(finite.shape[0], -1).all(axis=1) if finite.ndim else ~finite[None]
+    rows = f"{int(bad.sum())} of {bad.size} rows, the first row {int(np.argmax(bad))}"
+    if what == "sample":
+        cause = (
+            "the fitted inverse map overflows float64 at these draws (the model "
+            "spans values near the float64 limit); refit on rescaled data."
         )
+    elif what == "fit":
+        cause = (
+            "the training data, mapped through the layers fitted so far, overflow "
+            "float64; rescale the training data."
+        )
+    else:
+        cause = (
+            "the input lies so far outside the training range that the result "
+            "overflows float64 (to inf, or to NaN where infinities cancel); "
+            "rescale the input, or fit on data that covers it."
+        )
+    raise ValueError(f"{what} produced non-finite values ({rows}): {cause}")
 
 
 class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
