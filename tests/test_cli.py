@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -731,3 +732,142 @@ def test_a_new_rbig_parameter_appears_as_an_option(files, tmp_path, capsys, monk
     assert status == 1 and "--knob 2" in _one_error_line(err)
     status, _, err = _run(["fit", files["npy"], "--knob", "x", "-o", tmp_path / "m"], capsys)
     assert status == 2 and "--knob" in _one_error_line(err)
+
+
+# -- fuzzing: malformed CSVs and output paths ----------------------------------------
+
+FUZZ_EXAMPLES = int(os.environ.get("DESTRUCTORS_FUZZ_EXAMPLES", "40"))
+
+_FIELDS = [
+    "1", "-2.5", "3e-3", "0", "1e999", "-0", "nan", "inf", "", " ", "n/a", "NA", "null",
+    "x", "abc", '"', '"1"', '"a\nb"', '"2\n3"', "#", "# c", "1,2", "\t", ";", "1_0",
+    "\x00", "é", "0x10", "1.5.2", "--", "True",
+]  # fmt: skip
+_OUTPUTS = [
+    None, "-", "out.csv", "out.npy", "out.destructor", "out.joblib", "", "sub", "sub/",
+    "missing/out.csv", "data.csv", "link.csv", "hard.csv", "x" * 300, "out\0.csv",
+]  # fmt: skip
+
+
+def _fuzz_strategies():
+    from hypothesis import strategies as st
+
+    field = st.one_of(
+        st.sampled_from(_FIELDS),
+        st.floats(allow_nan=True, allow_infinity=True).map(repr),
+        st.text(alphabet="0123456789.eE+-,;\"\t\n x", max_size=6),
+    )
+    row = st.lists(field, min_size=0, max_size=4)
+    table = st.builds(
+        lambda rows, delimiter, newline, header: (
+            (f"a{delimiter}b{newline}" if header else "")
+            + newline.join(delimiter.join(r) for r in rows)
+            + newline
+        ),
+        st.lists(row, min_size=0, max_size=8),
+        st.sampled_from([",", ";", "\t"]),
+        st.sampled_from(["\n", "\r\n", "\r"]),
+        st.booleans(),
+    )
+    number = st.floats(-1e6, 1e6, allow_nan=False).map(repr)
+    valid = st.builds(  # well-formed two-column tables, so that successes are fuzzed too
+        lambda rows, header, tail: ("a,b\n" if header else "")
+        + "".join(f"{x},{y}\n" for x, y in rows) + tail,
+        st.lists(st.tuples(number, number), min_size=3, max_size=12, unique=True),
+        st.booleans(),
+        st.sampled_from(["", "\n", "# end\n", "1,\n", '"3\n4",5\n', "1,2,3\n"]),
+    )
+    table = st.one_of(table, valid)
+    command = st.sampled_from(["score", "transform", "inverse-transform", "fit"])
+    extras = st.lists(
+        st.sampled_from([
+            ["--input-header", "yes"], ["--input-header", "no"], ["--columns", "0"],
+            ["--columns", "a,b"], ["--delimiter", ";"], ["--delimiter", "ab"],
+            ["--no-header"], ["-q"], ["--log-det"], ["--trust-pickle"],
+        ]),
+        max_size=3,
+    )  # fmt: skip
+    return table, command, st.sampled_from(_OUTPUTS), extras
+
+
+def _fuzz_test():
+    from hypothesis import HealthCheck, given, settings
+
+    table, command, output, extras = _fuzz_strategies()
+
+    @settings(
+        max_examples=FUZZ_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        database=None,
+    )
+    @given(text=table, command=command, output=output, extras=extras)
+    def check(files, text, command, output, extras):
+        import contextlib
+        import tempfile
+        import warnings
+
+        with tempfile.TemporaryDirectory() as folder:
+            data = os.path.join(folder, "data.csv")
+            with open(data, "w", newline="", encoding="utf-8") as f:
+                f.write(text)
+            os.mkdir(os.path.join(folder, "sub"))
+            os.symlink(data, os.path.join(folder, "link.csv"))
+            os.link(data, os.path.join(folder, "hard.csv"))
+            argv = [command] + ([] if command == "fit" else [files["model"]]) + [data]
+            if command == "fit":
+                argv += ["--max-layers", "2", "--seed", "0"]
+            for extra in extras:
+                if extra == ["--log-det"] and command != "transform":
+                    continue
+                argv += extra
+            if output is not None:
+                argv += ["-o", output if output in ("", "-") else os.path.join(folder, output)]
+            elif command == "fit":
+                argv += ["-o", os.path.join(folder, "out.destructor")]
+            before = {name: _snapshot(folder, name) for name in os.listdir(folder)}
+            out, err = io.StringIO(), io.StringIO()
+            with (
+                warnings.catch_warnings(),
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err),
+            ):
+                warnings.simplefilter("default")  # as outside pytest: warnings warn
+                status = main(argv)
+            err = err.getvalue()
+            assert status in (0, 1, 2), (argv, status, err)
+            assert "Traceback" not in err
+            errors = [x for x in err.splitlines() if not x.startswith("destructors: warning: ")]
+            assert len(errors) == (status != 0), (argv, err)
+            if errors:
+                assert re.match(r"destructors( [a-z-]+)?: error: ", errors[0]), errors
+            after = set(os.listdir(folder))
+            assert {name: _snapshot(folder, name) for name in before} == before, argv
+            assert not [n for n in after if n.startswith(".destructors-")], after
+            new = after - set(before)
+            if status != 0:
+                assert not new, (argv, err, new)
+            else:
+                assert len(new) <= 1, new
+            OUTCOMES[(command, status)] = OUTCOMES.get((command, status), 0) + 1
+
+    return check
+
+
+OUTCOMES = {}
+
+
+def _snapshot(folder, name):
+    path = os.path.join(folder, name)
+    if os.path.islink(path):
+        return ("link", os.readlink(path))
+    if os.path.isdir(path):
+        return ("dir", tuple(sorted(os.listdir(path))))
+    with open(path, "rb") as f:
+        return ("file", f.read())
+
+
+def test_fuzz_malformed_csvs_and_output_paths(files):
+    pytest.importorskip("hypothesis")
+    _fuzz_test()(files)
+    assert OUTCOMES  # (the counts show what was tried, per command and status)
