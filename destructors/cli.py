@@ -717,7 +717,7 @@ def _delimiter(text):
     try:
         return check_delimiter(text)
     except TableError as exc:
-        raise argparse.ArgumentTypeError(str(exc).rstrip(".")) from None
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("delimiter ").rstrip(".")) from None
 
 
 def _build_parser():
@@ -948,6 +948,11 @@ def main(argv=None):
         return _error(str(exc))
     except KeyboardInterrupt:
         return _error("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:  # e.g. `destructors score ... | head`: the reader left
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes
+        return EXIT_ERROR
     except (ValueError, OSError) as exc:  # TableError, OutputPathError, a bad model file ...
         return _error(_one_line(exc))
     except MemoryError:
