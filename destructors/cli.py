@@ -341,6 +341,8 @@ def _model_options(cls):
         if name in _NO_OPTION:
             continue
         rules = list(constraints.get(name, []))
+        if not rules and isinstance(default, int | float | str) and not isinstance(default, bool):
+            rules = [type(default)]  # no constraints: the default's type
         about = docs.get(name) or name.replace("_", " ")
         about = (about[:1].lower() + about[1:]).replace("%", "%%")
         if name == "random_state":
