@@ -602,8 +602,9 @@ def _info(args):
     X, names = table.select(_split(args.columns))
     base = 2 if args.bits else None
     unit = "bits" if args.bits else "nats"
-    tc = total_correlation(X, base=base, random_state=args.seed)
-    h = entropy(X, base=base, random_state=args.seed)
+    dq = args.dequantize
+    tc = total_correlation(X, base=base, random_state=args.seed, dequantize=dq)
+    h = entropy(X, base=base, random_state=args.seed, dequantize=dq)
     columns = f" ({', '.join(names)})" if names else ""
     print(f"{X.shape[0]} rows x {X.shape[1]} columns{columns}")
     print(f"total correlation: {tc:.4f} {unit}")
@@ -900,6 +901,11 @@ def _build_parser():
     info.add_argument("input", metavar="INPUT", help="CSV or .npy file ('-': stdin)")
     info.add_argument("--bits", action="store_true", help="report bits instead of nats")
     info.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    info.add_argument(
+        "--dequantize", action="store_true",
+        help="add seeded uniform noise of one grid cell to rounded, integer or tied "
+             "features first (such data are refused otherwise: see destructors.discrete)",
+    )
     info.set_defaults(func=_info)
     return parser
 

@@ -871,3 +871,15 @@ def test_fuzz_malformed_csvs_and_output_paths(files):
     pytest.importorskip("hypothesis")
     _fuzz_test()(files)
     assert OUTCOMES  # (the counts show what was tried, per command and status)
+
+
+def test_info_refuses_rounded_data_and_dequantizes_when_asked(tmp_path, capsys):
+    from sklearn.datasets import load_iris
+
+    path = tmp_path / "iris.csv"
+    np.savetxt(path, load_iris().data, fmt="%.1f", delimiter=",")
+    status, out, err = _run(["info", path], capsys)
+    assert status == 1 and "dequantize" in err and err.count("\n") == 1
+    status, out, err = _run(["info", path, "--dequantize", "--seed", "1"], capsys)
+    assert status == 0, err
+    assert "total correlation" in out
