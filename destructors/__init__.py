@@ -3,30 +3,46 @@
 A destructor is an invertible map from data to a standard normal, built from
 marginal Gaussianizations and rotations fitted greedily. It transforms,
 inverts, samples and gives exact log-likelihoods.
+
+The public names below are imported on first use, so ``import destructors``
+(and ``destructors --help``) stays fast and imports neither scikit-learn nor
+Numba until an estimator is needed.
 """
 
-from .base import BaseDestructor
-from .composite import CompositeDestructor
-from .deep import RBIG, DeepDestructor
-from .information import entropy, kl_divergence, mutual_information, total_correlation
-from .marginal import MarginalGaussianizer
-from .mixture import GaussianMixtureDestructor
-from .rotation import GreedyRotation, ICARotation, PCARotation, RandomRotation
+import importlib
 
-__all__ = [
-    "RBIG",
-    "BaseDestructor",
-    "CompositeDestructor",
-    "DeepDestructor",
-    "GaussianMixtureDestructor",
-    "GreedyRotation",
-    "ICARotation",
-    "MarginalGaussianizer",
-    "PCARotation",
-    "RandomRotation",
-    "entropy",
-    "kl_divergence",
-    "mutual_information",
-    "total_correlation",
-]
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "BaseDestructor": "base",
+    "CompositeDestructor": "composite",
+    "DeepDestructor": "deep",
+    "RBIG": "deep",
+    "GaussianMixtureDestructor": "mixture",
+    "MarginalGaussianizer": "marginal",
+    "GreedyRotation": "rotation",
+    "ICARotation": "rotation",
+    "PCARotation": "rotation",
+    "RandomRotation": "rotation",
+    "entropy": "information",
+    "kl_divergence": "information",
+    "mutual_information": "information",
+    "total_correlation": "information",
+}
+# Modules whose classes register themselves as layers (see destructors.registry).
+LAYER_MODULES = ("marginal", "rotation", "composite", "deep", "mixture")
+
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'destructors' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

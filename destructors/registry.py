@@ -101,8 +101,13 @@ def unregister_layer(name, kind):
 
 
 def _load_builtin():
-    # The built-in layers register themselves when the package is imported.
-    import destructors  # noqa: F401
+    # The built-in layers register themselves when their modules are imported.
+    import importlib
+
+    import destructors
+
+    for module in destructors.LAYER_MODULES:
+        importlib.import_module(f"destructors.{module}")
 
 
 def registered_layers(kind=None):
