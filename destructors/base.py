@@ -444,9 +444,26 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
             Samples in data space.
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        # bool is an Integral, but sample(True) is a mistake, not one sample.
+        if (
+            isinstance(n_samples, (bool, np.bool_))
+            or not isinstance(n_samples, numbers.Integral)
+            or n_samples < 1
+        ):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         if chunks is not None:
+            # A number of rows per block (alone or as a 1-tuple) must be >= 1,
+            # or Dask's -1 (one block); Dask divides by it, so 0 would surface
+            # as a ZeroDivisionError. Strings and explicit block sizes are
+            # Dask's to check.
+            rows = chunks[0] if isinstance(chunks, (tuple, list)) and len(chunks) == 1 else chunks
+            if isinstance(rows, (bool, np.bool_)) or (
+                isinstance(rows, numbers.Real) and rows != -1 and not rows >= 1
+            ):
+                raise ValueError(
+                    "chunks must be a positive number of rows per block (or -1 for "
+                    f"one block, or a Dask chunks spec such as 'auto'), got {chunks!r}."
+                )
             return _dask_backend().sample(self, int(n_samples), random_state, chunks)
         Z = _standard_normal(random_state, (int(n_samples), self.n_features_in_))
         with np.errstate(over="ignore", invalid="ignore"):  # reported below

@@ -270,15 +270,31 @@ class ICARotation(_LinearDestructor):
         self.random_state = random_state
 
     def _fit(self, X):
+        _check_unmixable(X, "ICARotation")
         ica = FastICA(
             whiten="unit-variance",
             fun=self.fun,
             max_iter=self.max_iter,
             tol=self.tol,
             random_state=check_random_state(self.random_state),
-        ).fit(X)
+        )
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                ica.fit(X)
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            # FastICA's own messages name arrays, not the data's problem.
+            raise ValueError(
+                "ICARotation could not unmix the training data: FastICA's whitening "
+                f"or unmixing failed ({exc}). The data are too close to singular or "
+                "span too wide a range of magnitudes; drop redundant features or "
+                "rescale them."
+            ) from exc
         if not np.all(np.isfinite(ica.components_)):
-            raise ValueError("ICARotation failed: the data covariance is singular.")
+            raise ValueError(
+                "ICARotation could not unmix the training data: the unmixing matrix "
+                "is not finite (the data covariance is close to singular); drop "
+                "redundant features or rescale them."
+            )
         self.n_iter_ = int(ica.n_iter_)
         return self._set_matrix(ica.components_, ica.mean_)
 
@@ -324,6 +340,7 @@ class RandomRotation(_LinearDestructor):
         self.random_state = random_state
 
     def _fit(self, X):
+        _check_rotatable(X, "RandomRotation")
         d = X.shape[1]
         if d == 1:
             Q = np.ones((1, 1))
@@ -503,3 +520,86 @@ def score_candidates(candidates, X, rows=None):
             Z, _ = candidate._forward(X[rows])
         scores.append(float(marginal_kl_to_normal(Z).sum()))
     return scores
+
+
+def _check_unmixable(X, name):
+    """Refuse data FastICA cannot whiten: overflowing or singular covariance.
+
+    FastICA whitens with ``cov ** -0.5``. A covariance that overflows float64
+    makes it fail with messages about the array, or loop in the SVD; a
+    singular one (a constant feature, a feature that is a combination of
+    others, no more samples than features) is whitened only up to rounding,
+    so the fit looks fine but neither inverts nor scores correctly.
+
+    Rank is judged on the columns scaled to a unit maximum, so that data of
+    any magnitude (1e-200 as well as 1e150) are treated alike, with the
+    tolerance ``PCARotation(whiten=True)`` uses.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated, finite training data.
+    name : str
+        The layer's class name, for the messages.
+    """
+    n, d = X.shape
+    rescale = f"{name}: the covariance of the training data overflows float64; rescale the data."
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.mean(axis=0)
+        centred = X - mean
+        spread = np.max(np.abs(centred), axis=0)
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(spread))):
+        raise ValueError(rescale)
+    constant = np.flatnonzero(spread == 0)
+    if constant.size:
+        raise ValueError(
+            f"{name} needs a full-rank covariance; features {constant.tolist()} are "
+            "constant, so the training data lie in a lower-dimensional subspace."
+        )
+    scaled = centred / spread
+    cov = scaled.T @ scaled / n
+    with np.errstate(over="ignore"):
+        variance = np.diag(cov) * spread**2
+    if not np.all(np.isfinite(variance)):
+        raise ValueError(rescale)
+    eigval = np.linalg.eigvalsh(cov)
+    if n <= d:
+        raise ValueError(
+            f"{name} needs a full-rank covariance; {n} training samples of {d} "
+            f"features lie in a lower-dimensional subspace (at least {d + 1} "
+            "samples are needed)."
+        )
+    if eigval.min() <= np.finfo(np.float64).eps * eigval.max() * d:
+        raise ValueError(
+            f"{name} needs a full-rank covariance; the training data lie in a "
+            "lower-dimensional subspace (a feature is a linear combination of "
+            "others). Drop the redundant features, or use PCARotation(whiten=False)."
+        )
+
+
+def _check_rotatable(X, name):
+    """Refuse data whose rotated rows, or their squared norms, overflow float64.
+
+    A rotation keeps each row's length, so a row of length beyond the float64
+    range (``max |x| * sqrt(n_features)`` can be) may overflow, and a row whose
+    squared length overflows has log-density ``-|z|^2 / 2`` of -inf under the
+    standard normal: every score of the training data itself would fail.
+    ``PCARotation`` refuses such data too (its covariance overflows).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated, finite training data.
+    name : str
+        The layer's class name, for the message.
+    """
+    with np.errstate(over="ignore"):
+        sq_norm = np.einsum("ij,ij->i", X, X)
+    if not np.all(np.isfinite(sq_norm)):
+        big = float(np.max(np.abs(X)))
+        raise ValueError(
+            f"{name}: the training data are too large for float64 (max |x| = "
+            f"{big:.3g}, {X.shape[1]} features): the squared lengths of their rows "
+            "overflow, so rotated rows cannot be scored (and may overflow "
+            "themselves); rescale the data, e.g. divide by their spread."
+        )

@@ -1,5 +1,6 @@
 """Bad input gives a ValueError that names the problem, never NaN or inf."""
 
+import re
 import warnings
 
 import numpy as np
@@ -132,7 +133,7 @@ def test_unfitted_estimator_raises_not_fitted(name):
         model.sample(2)
 
 
-@pytest.mark.parametrize("n_samples", [0, -1, 2.5, "3", None])
+@pytest.mark.parametrize("n_samples", [0, -1, 2.5, "3", None, True, False, np.True_])
 @pytest.mark.parametrize("name", ["marginal", "pca", "rbig"])
 def test_sample_rejects_non_positive_or_non_integer_counts(name, n_samples):
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
@@ -173,7 +174,7 @@ def test_inverse_transform_overflow_raises(name, value):
         model.inverse_transform(np.full((2, 3), value))
 
 
-@pytest.mark.parametrize("name", ["pca", "pca-whiten", "greedy"])
+@pytest.mark.parametrize("name", ["pca", "pca-whiten", "greedy", "ica"])
 def test_covariance_overflow_at_fit_raises(name):
     X = skewed_data(100, 3, seed=5) * 1e200
     with pytest.raises(ValueError, match="covariance of the training data overflows"):
@@ -214,3 +215,128 @@ def test_invalid_parameters_are_named(estimator, message):
 def test_marginal_fit_rejects_data_whose_slopes_overflow(X):
     with pytest.raises(ValueError, match=r"(?i)overflow|underflow|rescale|float64"):
         MarginalGaussianizer().fit(X)
+
+
+# -- NaN from an overflow inside the model ------------------------------------
+@pytest.mark.parametrize(
+    "row",
+    [[1.7e308, -1.7e308, 1.7e308], [-1.7e308, 1.7e308, -1.7e308], [1.7e308] * 3],
+)
+@pytest.mark.parametrize("name", ["rbig", "deep", "composite"])
+def test_overflow_to_nan_inside_model_is_refused(name, row):
+    # Reproducer: a rotation of such a row overflows to inf - inf = NaN, which
+    # the next marginal map used as a knot index (an out-of-bounds read). Now
+    # the NaN goes through and the output check names the overflow; a row the
+    # model maps to finite values is fine too.
+    model = _fitted(name)
+    X = np.array([row])
+    for method in ("transform", "score_samples", "transform_log_det"):
+        try:
+            out = getattr(model, method)(X)
+        except ValueError as exc:
+            assert re.search(
+                r"produced non-finite values \(1 of 1 rows.*overflows float64", str(exc)
+            )
+        else:
+            assert all(np.all(np.isfinite(o)) for o in (out if isinstance(out, tuple) else [out]))
+
+
+# -- ICARotation: singular or overflowing covariance --------------------------
+def _with_columns(*columns):
+    return np.column_stack(columns)
+
+
+_RNG = np.random.default_rng(11)
+_U, _V = _RNG.gamma(2.0, size=(2, 400))
+
+SINGULAR = {
+    "collinear": _with_columns(_U, 2.0 * _U, _V),
+    "combination": _with_columns(_U, _V, _U - 3.0 * _V),
+    "constant": _with_columns(_U, np.full(400, 7.0), _V),
+    "few-samples": skewed_data(3, 3, seed=12),
+    "wide": skewed_data(3, 5, seed=12),
+}
+
+
+@pytest.mark.parametrize("case", list(SINGULAR))
+@pytest.mark.parametrize("name", ["ica", "pca-whiten"])
+def test_singular_covariance_is_refused_by_whitening_layers(name, case):
+    # ICA fitted these silently: round trip off by 0.03-2.2, score +29 nats.
+    with pytest.raises(ValueError, match=r"needs a full-rank covariance"):
+        clone(ESTIMATORS[name]).fit(SINGULAR[case])
+
+
+@pytest.mark.parametrize(
+    "column",
+    [np.r_[1.7e308, np.zeros(399)], np.r_[1e308, -1e308, np.zeros(398)], np.full(400, 1.7e308)],
+    ids=["one-1.7e308", "plus-minus-1e308", "all-1.7e308"],
+)
+def test_ica_refuses_overflowing_covariance_before_fastica(column):
+    # These hung in FastICA's SVD, or failed with "array must not contain infs
+    # or NaNs".
+    X = _with_columns(_U, column, _V)
+    with pytest.raises(ValueError, match=r"ICARotation.*overflows float64; rescale"):
+        ICARotation(random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e150])
+def test_ica_fits_any_representable_scale(scale):
+    # The rank test is scale-free: tiny data whose covariance underflows are
+    # not mistaken for singular ones.
+    X = skewed_data(400, 3, seed=13) * scale
+    model = ICARotation(random_state=0).fit(X)
+    np.testing.assert_allclose(model.inverse_transform(model.transform(X)), X, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        np.linalg.LinAlgError("SVD did not converge"),
+        np.linalg.LinAlgError("Last 2 dimensions of the array must be square"),
+        ValueError("array must not contain infs or NaNs"),
+    ],
+    ids=["svd", "square", "infs"],
+)
+def test_fastica_errors_are_explained(monkeypatch, error):
+    import sklearn.decomposition
+
+    def fail(self, X, y=None):
+        raise error
+
+    monkeypatch.setattr(sklearn.decomposition.FastICA, "fit", fail)
+    with pytest.raises(ValueError, match=r"ICARotation could not unmix the training data") as info:
+        ICARotation(random_state=0).fit(skewed_data(100, 3, seed=14))
+    assert str(error) in str(info.value) and info.value.__cause__ is error
+
+
+# -- RandomRotation: data too large to rotate and score -----------------------
+@pytest.mark.parametrize("scale", [1e300, 1e200, -1e160])
+def test_random_rotation_refuses_data_too_large_to_score(scale):
+    # These fitted, and then every score of the training data itself failed.
+    X = skewed_data(100, 3, seed=15) * scale
+    with pytest.raises(ValueError, match=r"RandomRotation: the training data are too large"):
+        RandomRotation(random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("scale", [1e150, 1e-300])
+def test_random_rotation_scores_its_training_data(scale):
+    X = skewed_data(100, 3, seed=15) * scale
+    model = RandomRotation(random_state=0).fit(X)
+    assert np.all(np.isfinite(model.score_samples(X)))
+
+
+# -- sample(): counts and chunks ----------------------------------------------
+@pytest.mark.parametrize(
+    "chunks", [0, False, True, -5, 0.0, np.int64(0), (0,), [0], (True,), float("nan")]
+)
+def test_sample_rejects_bad_chunks(chunks):
+    with pytest.raises(ValueError, match=r"chunks must be a positive number of rows"):
+        _fitted("pca").sample(10, random_state=0, chunks=chunks)
+
+
+@pytest.mark.parametrize("chunks", [3, np.int64(3), (3,), -1, "auto", ((4, 6),)])
+def test_sample_accepts_dask_chunks(chunks):
+    pytest.importorskip("dask.array")
+    lazy = _fitted("pca").sample(np.int64(10), random_state=0, chunks=chunks)
+    assert lazy.shape == (10, 3)
+    assert np.all(np.isfinite(lazy.compute()))
