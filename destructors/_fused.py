@@ -22,13 +22,12 @@ the sum of their sizes, not the widest times the number of steps.
 This module works on arrays only and imports no estimator.
 """
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ._kernels import _PARALLEL_MIN_ELEMENTS, _segment, bucket_table
+from ._kernels import _segment, bucket_table, parallel_and_serial, use_parallel
 
 # Rows per chunk: a chunk of a few hundred rows of tens of features fits in L1/L2.
 _CHUNK = 256
@@ -167,9 +166,9 @@ def _run_steps(X, kinds, index, widths, knot_off, seg_off, n_edges, bucket_off, 
 
 
 # No fastmath: reassociating or contracting the sums would let the fused and
-# the stand-alone paths round differently (see the module docstring).
-_run_steps_parallel = njit(parallel=True, cache=True)(_run_steps)
-_run_steps_serial = njit(parallel=False, nogil=True, cache=True)(_run_steps)
+# the stand-alone paths round differently (see the module docstring). Two
+# compilations under their own names, so Numba's cache keeps them apart.
+_run_steps_parallel, _run_steps_serial = parallel_and_serial(_run_steps)
 
 
 def _compile(steps, d):
@@ -250,11 +249,7 @@ class FusedProgram:
         X = np.ascontiguousarray(X, dtype=np.float64)
         out = np.empty_like(X)
         log_det = np.empty(X.shape[0])
-        if (X.size >= _PARALLEL_MIN_ELEMENTS
-                and threading.current_thread() is threading.main_thread()):
-            kernel = _run_steps_parallel
-        else:
-            kernel = _run_steps_serial
+        kernel = _run_steps_parallel if use_parallel(X.size) else _run_steps_serial
         kernel(X, *args, out, log_det)
         return out, log_det
 

@@ -601,13 +601,17 @@ class RBIG(DeepDestructor):
         :class:`MarginalGaussianizer`).
     subsample : int, default=200_000
         Rows used per marginal fit.
-    damping : float in (0, 1], default=1.0
+    damping : float in (0, 1], default=0.3
         Fraction of each marginal step taken (see
         :class:`MarginalGaussianizer`): smaller steps need more layers and
-        often generalize better.
-    first_damping : float in (0, 1] or None, default=None
-        Damping of the first layer only (``None``: ``damping``); an undamped
-        first layer often suits high-dimensional real data.
+        generalize better. ``damping=1.0, first_damping=None`` is classic
+        RBIG. The default was chosen by held-out likelihood on 13 data sets
+        (``benchmarks/bench_quality.py``): it beat full steps on all of them
+        (median +0.21 nats) for about 4-6 times the fit time.
+    first_damping : float in (0, 1] or None, default=1.0
+        Damping of the first layer only (``None``: ``damping``). An undamped
+        first layer removes the raw marginals' non-Gaussianity at once;
+        damping it too cost 1.7 nats on breast_cancer and 10.6 on digits.
     max_layers : int, default=500
         Maximum number of layers.
     early_stopping : bool, default=True
@@ -674,8 +678,8 @@ class RBIG(DeepDestructor):
         smoothing=0.3,
         subsample=200_000,
         *,
-        damping=1.0,
-        first_damping=None,
+        damping=0.3,
+        first_damping=1.0,
         max_layers=500,
         early_stopping=True,
         validation_fraction=0.1,

@@ -130,6 +130,7 @@ def test_rbig_takes_the_example_rotation_from_the_registry():
     X_test = skewed_data(500, 3, seed=1)
     with registered_examples():
         model = RBIG(rotation="example-householder", max_layers=4, early_stopping=False,
+                     damping=1.0,  # classic full steps: four layers go a long way
                      random_state=0).fit(X)
     # Fitted: it works with the registry back to its built-in state.
     assert all(isinstance(layer.layers_[1], ExampleHouseholderRotation)
@@ -147,6 +148,7 @@ def test_example_rotation_runs_in_the_fused_kernel():
     X = skewed_data(800, 3, seed=2)
     with registered_examples():
         model = RBIG(rotation="example-householder", max_layers=4, early_stopping=False,
+                     damping=1.0,  # classic full steps: four layers go a long way
                      random_state=0).fit(X)
     steps = fused_steps(model)
     assert steps is not None
@@ -160,7 +162,8 @@ def test_example_rotation_runs_in_the_fused_kernel():
 
 def test_models_of_example_layers_pass_check_destructor():
     with registered_examples():
-        rbig = check_destructor(RBIG(rotation="example-householder", max_layers=3))
+        rbig = check_destructor(RBIG(rotation="example-householder", max_layers=3,
+                                     damping=1.0))
         chain = check_destructor(CompositeDestructor([ExampleSinhArcsinh(),
                                                       ExampleHouseholderRotation()]))
         deep = check_destructor(DeepDestructor(
