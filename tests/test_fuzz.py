@@ -150,6 +150,18 @@ def test_estimators_refuse_clearly_or_are_exact(name, case):
     np.testing.assert_allclose(
         model.score_samples(X), standard_normal_log_pdf(Z) + log_det, rtol=1e-12, atol=1e-12
     )
+    # And on fresh rows near the data (perturbed training rows).
+    fresh = Xf * (1.0 + 1e-3 * np.sin(np.arange(Xf.size).reshape(Xf.shape)))
+    try:
+        Z_new, ld_new = model.transform_log_det(fresh)
+    except ValueError as exc:
+        assert "overflow" in str(exc) or "finite" in str(exc), str(exc)
+    else:
+        np.testing.assert_allclose(model.score_samples(fresh),
+                                   standard_normal_log_pdf(Z_new) + ld_new, rtol=1e-12,
+                                   atol=1e-12)
+        back_new = model.inverse_transform(Z_new)
+        assert np.max(np.abs(back_new - fresh)) <= 1e-7 * max(np.max(np.abs(fresh)), 1e-300)
     # Exact round trip (relative to the data's scale).
     back = model.inverse_transform(Z)
     scale = max(np.max(np.abs(Xf)), np.finfo(float).tiny)
