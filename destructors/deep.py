@@ -418,7 +418,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
     def _fit(self, X):
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, self.max_layers)
-        X = self._check_discreteness(X, rng)
+        X, duplicated = self._check_discreteness(X, rng)
         X_val, X_fit = None, X
         early_stopping = self.early_stopping
         if early_stopping and X.shape[0] < _MIN_ROWS_EARLY_STOPPING:
@@ -436,7 +436,8 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
             n_val = max(1, int(round(self.validation_fraction * X.shape[0])))
             perm = rng.permutation(X.shape[0])
             X_val, X_fit = X[perm[:n_val]], X[perm[n_val:]]
-            _warn_shared_rows(X_fit, X_val)
+            if duplicated:  # (hashing every row costs memory: only when needed)
+                _warn_shared_rows(X_fit, X_val)
         return self._stack(
             seeds, ArraySource(X_fit, X_val), lambda: ArraySource(X, track=False),
             early_stopping,
@@ -451,13 +452,15 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         dequantize. Ties within a feature (data rounded to a few decimals)
         keep the map exact and invertible, so they only warn (the marginal
         layer does), while the information measures refuse them.
+
+        Returns the data to fit and whether they hold duplicated rows.
         """
         report = describe_discreteness(X)
         if report.is_continuous:
-            return X
+            return X, report.n_duplicated_rows > 0
         if self.dequantize:
             seed = int(rng.randint(0, 2**31 - 1))
-            return check_continuous(X, dequantize=True, random_state=seed)[0]
+            return check_continuous(X, dequantize=True, random_state=seed)[0], False
         if report.too_many_duplicates:
             raise ValueError(
                 f"{report.n_duplicated_rows} of the {report.n_samples} training rows are "
@@ -467,7 +470,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
                 "resolution), call destructors.discrete.dequantize, or drop the "
                 "duplicates."
             )
-        return X
+        return X, report.n_duplicated_rows > 0
 
     def _fit_stream(self, stream):
         """Fit on a chunked source: the same loop, fed by passes over the data."""
