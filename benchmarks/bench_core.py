@@ -62,8 +62,9 @@ def quality_rows(quick):
     for name, (X, X_test), target in [("moons", moons(), -0.50), ("digits", digits(), -105.0)]:
         models = {
             "RBIG (defaults)": RBIG(random_state=0),
-            "RBIG classic (PCA, no smoothing)": RBIG(
-                rotation="pca", smoothing=0.0, random_state=0
+            "RBIG classic (PCA, no smoothing, full steps)": RBIG(
+                rotation="pca", smoothing=0.0, damping=1.0, first_damping=None,
+                random_state=0,
             ),
             "single Gaussian": GaussianMixture(1, covariance_type="full", random_state=0),
         }
