@@ -14,6 +14,7 @@ import importlib
 # Public name -> the module that defines it.
 _EXPORTS = {
     "BaseDestructor": "base",
+    "Boundary": "boundary",
     "CompositeDestructor": "composite",
     "DeepDestructor": "deep",
     "RBIG": "deep",
@@ -23,13 +24,17 @@ _EXPORTS = {
     "ICARotation": "rotation",
     "PCARotation": "rotation",
     "RandomRotation": "rotation",
+    "ScalerDestructor": "preprocessing",
+    "make_destructor_pipeline": "preprocessing",
     "entropy": "information",
     "kl_divergence": "information",
     "mutual_information": "information",
     "total_correlation": "information",
 }
 # Modules whose classes register themselves as layers (see destructors.registry).
-LAYER_MODULES = ("marginal", "rotation", "composite", "deep", "mixture")
+LAYER_MODULES = (
+    "marginal", "rotation", "composite", "deep", "mixture", "preprocessing", "boundary",
+)
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

@@ -5,6 +5,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 
 from ._fused import FusedProgram
 from .base import BaseDestructor, fused_steps
+from .preprocessing import as_destructor
 from .registry import register_layer
 
 
@@ -178,8 +179,13 @@ class CompositeDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestr
 
     Parameters
     ----------
-    layers : list of destructors
-        Unfitted templates; they are cloned, never fitted in place.
+    layers : list of destructors or affine scikit-learn scalers
+        Unfitted templates; they are cloned, never fitted in place. A
+        scikit-learn transformer (``StandardScaler``, ``MinMaxScaler``,
+        ``MaxAbsScaler``, ``RobustScaler`` or another per-feature affine
+        map) is wrapped in
+        :class:`~destructors.preprocessing.ScalerDestructor`, so its
+        Jacobian is counted; any other transformer is refused when fitting.
 
     Attributes
     ----------
@@ -263,12 +269,12 @@ class CompositeDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestr
     def _fit_forward(self, X):
         if len(self.layers) == 0:
             raise ValueError("CompositeDestructor needs at least one layer.")
-        check_layers(self.layers, type(self).__name__)
+        templates = self._templates()
         self.n_features_in_ = X.shape[1]
         self._n_features_out = X.shape[1]
         self.layers_ = []
         log_det = np.zeros(X.shape[0])
-        for template in self.layers:
+        for template in templates:
             layer = clone(template)
             X, ld = layer._fit_forward(X)
             log_det += ld
@@ -278,6 +284,13 @@ class CompositeDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestr
     def _fit_stream(self, stream):
         if len(self.layers) == 0:
             raise ValueError("CompositeDestructor needs at least one layer.")
-        check_layers(self.layers, type(self).__name__)
+        templates = self._templates()
         self._n_features_out = stream.n_features
-        self.layers_ = [stream.fit(clone(template)) for template in self.layers]
+        self.layers_ = [stream.fit(clone(template)) for template in templates]
+
+    def _templates(self):
+        # Destructors as given; an affine scikit-learn scaler wrapped so that
+        # its Jacobian is counted (destructors.preprocessing); anything else
+        # refused by name.
+        owner = type(self).__name__
+        return [as_destructor(step, owner, i) for i, step in enumerate(self.layers)]
