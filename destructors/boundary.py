@@ -162,11 +162,12 @@ class Boundary(OneToOneFeatureMixin, BaseDestructor):
         lower = self._bounds(self.lower, X, -1, "lower")
         upper = self._bounds(self.upper, X, +1, "upper")
         both = ~np.isnan(lower) & ~np.isnan(upper)
-        if np.any(lower[both] >= upper[both]):
-            j = int(np.flatnonzero(both & (lower >= np.where(both, upper, np.inf)))[0])
+        crossed = both & (lower >= np.where(both, upper, np.inf))
+        if crossed.any():
+            j = int(np.flatnonzero(crossed)[0])
             raise ValueError(
-                f"Boundary: feature {j} has lower bound {lower[j]!r} not below its upper "
-                f"bound {upper[j]!r}."
+                f"Boundary: feature {j} has lower bound {float(lower[j])!r} not below its "
+                f"upper bound {float(upper[j])!r}."
             )
         self.lower_, self.upper_ = lower, upper
         self._check_support(X, "fit")
