@@ -32,13 +32,21 @@ parent's map in place of the layer's own.
 
 import functools
 import numbers
+import warnings
 import weakref
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, TransformerMixin
+from sklearn.utils import check_array
 from sklearn.utils import check_random_state as _sklearn_check_random_state
 
-from ._compat import _fit_context, check_is_fitted, validate_data
+from ._compat import (
+    _fit_context,
+    _get_container_adapter,
+    _get_feature_names,
+    check_is_fitted,
+    validate_data,
+)
 
 _LOG_2PI = np.log(2.0 * np.pi)
 # Values derived from fitted attributes (see BaseDestructor._derived).
@@ -205,6 +213,87 @@ def _check_finite_output(values, what):
     raise ValueError(f"{what} produced non-finite values ({rows}): {cause}")
 
 
+class FeatureWarning(UserWarning):
+    """A warning about some features of the data a layer was fitted on.
+
+    A layer inside a model sees either the data's columns (the first layer)
+    or latent features, so it names features by index and attaches the
+    distinct values that prompted the warning. The top-level ``fit``
+    (:meth:`BaseDestructor.fit`) names by its column a feature whose values
+    are all values of that column of the data, and reports each warning
+    once.
+
+    Parameters
+    ----------
+    template : str
+        The message, with ``{features}`` where the features are named.
+    features : list of int
+        Indices of the features.
+    values : list of ndarray or None, default=None
+        The distinct values of each feature (None: unknown, never named).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.base import FeatureWarning
+    >>> w = FeatureWarning("{features} are constant.", [2], [np.array([1.0])])
+    >>> str(w)
+    'Features [2] are constant.'
+    >>> str(w.named(np.array(["a", "b", "c"]), np.ones((3, 3))))
+    "Features ['c'] (columns [2]) are constant."
+    """
+
+    def __init__(self, template, features, values=None):
+        self.template = template
+        self.features = [int(j) for j in features]
+        self.values = values
+        super().__init__(template.format(features=f"Features {self.features}"))
+
+    def named(self, names, X):
+        """The same warning, naming the features that are columns of ``X``.
+
+        Parameters
+        ----------
+        names : ndarray of str or None
+            Column names of the data.
+        X : ndarray of shape (n_samples, n_features)
+            The data.
+
+        Returns
+        -------
+        warning : FeatureWarning
+            Itself when no feature can be named.
+        """
+        if names is None or self.values is None:
+            return self
+        labels, columns = [], []
+        for j, values in zip(self.features, self.values, strict=True):
+            if j < X.shape[1] and np.all(np.isin(values, X[:, j])):
+                labels.append(str(names[j]))
+                columns.append(j)
+            else:
+                labels.append(j)
+        if not columns:
+            return self
+        named = FeatureWarning(self.template, self.features, self.values)
+        named.args = (self.template.format(features=f"Features {labels} (columns {columns})"),)
+        return named
+
+
+def _report_once(caught, names, X):
+    """Re-issue recorded warnings once each, features named where they are columns."""
+    seen = set()
+    for record in caught:
+        message = record.message
+        if isinstance(message, FeatureWarning):
+            message = message.named(names, X)
+        key = (type(message), str(message))
+        if key not in seen:
+            seen.add(key)
+            # 4: this function, fit, the Dask dispatch, _fit_context: the caller.
+            warnings.warn(message, stacklevel=5)
+
+
 class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
     """Base class for destructors: invertible maps of data to N(0, I).
 
@@ -276,7 +365,13 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         X = validate_data(
             self, X, dtype=np.float64, ensure_min_samples=2, ensure_all_finite=True
         )
-        return self._fit(X)
+        # The layers' warnings, collected so that each is reported once (a
+        # deep model's layers repeat them) and names the data's columns.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self._fit(X)
+        _report_once(caught, getattr(self, "feature_names_in_", None), X)
+        return self
 
     def _fit_forward(self, X):
         """Fit on a validated float64 array and return ``_forward`` of it.
@@ -297,6 +392,41 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
             dtype=np.float64,
             ensure_all_finite=True,
         )
+
+    def _validate_latent(self, Z):
+        """Validate latent points: named, if at all, as ``transform``'s output.
+
+        Latent points are not data: a DataFrame of them carries the output
+        names of :meth:`transform` (``get_feature_names_out()``), and an
+        array none, so neither is checked against the data's column names.
+        """
+        check_is_fitted(self)
+        names = _get_feature_names(Z)
+        if names is not None and hasattr(self, "get_feature_names_out"):
+            expected = np.asarray(self.get_feature_names_out(), dtype=object)
+            if names.shape != expected.shape or not np.all(names == expected):
+                raise ValueError(
+                    f"{type(self).__name__}.inverse_transform takes latent points, whose "
+                    f"columns are named as transform's output {_shown(expected)}; got "
+                    f"columns {_shown(names)}."
+                )
+        Zv = check_array(Z, dtype=np.float64, ensure_all_finite=True)
+        if Zv.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {Zv.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return Zv
+
+    def _data_container(self, X, original=None):
+        """``X`` in data space as ``set_output`` asks: named by the data's columns."""
+        adapter = _get_container_adapter("transform", self)
+        if adapter is None:  # "default": the array itself
+            return X
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = np.asarray([f"x{i}" for i in range(X.shape[1])], dtype=object)
+        return adapter.create_container(X, original, columns=names)
 
     @staticmethod
     def _out_dtype(X):
@@ -365,14 +495,25 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Returns
         -------
-        X_original : ndarray of shape (n_samples, n_features)
-            Points in data space, with the dtype of the input.
+        X_original : ndarray or DataFrame of shape (n_samples, n_features)
+            Points in data space, with the dtype of the input; a DataFrame
+            with the data's column names (and the input's index) after
+            ``set_output(transform="pandas")``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from destructors import PCARotation
+        >>> df = pd.DataFrame({"a": [0.0, 1.0, 3.0], "b": [1.0, 0.0, 4.0]})
+        >>> rot = PCARotation().set_output(transform="pandas").fit(df)
+        >>> rot.inverse_transform(rot.transform(df)).columns.tolist()
+        ['a', 'b']
         """
-        Zv = self._validate(X)
+        Zv = self._validate_latent(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             Xo, _ = self._inverse(Zv)
         _check_finite_output(Xo, "inverse_transform")
-        return Xo.astype(self._out_dtype(X), copy=False)
+        return self._data_container(Xo.astype(self._out_dtype(X), copy=False), X)
 
     # -- density -------------------------------------------------------------
     @_dask_aware
@@ -440,8 +581,9 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-            Samples in data space.
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            Samples in data space; a DataFrame with the data's column names
+            after ``set_output(transform="pandas")``.
         """
         check_is_fitted(self)
         # bool is an Integral, but sample(True) is a mistake, not one sample.
@@ -469,7 +611,7 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         with np.errstate(over="ignore", invalid="ignore"):  # reported below
             X, _ = self._inverse(Z)
         _check_finite_output(X, "sample")
-        return X
+        return self._data_container(X)
 
     def _more_tags(self):  # scikit-learn < 1.6
         return {"preserves_dtype": [np.float64, np.float32]}
@@ -478,6 +620,13 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _shown(names, most=6):
+    """Column names for a message, the first few of a long list."""
+    names = [str(n) for n in names]
+    more = f", ... ({len(names)} in all)" if len(names) > most else ""
+    return "[" + ", ".join(repr(n) for n in names[:most]) + more + "]"
 
 
 def check_random_state(seed):

@@ -12,7 +12,7 @@ from ._compat import Interval, StrOptions
 from ._fused import MarginalStep
 from ._kernels import bucket_table, piecewise_linear
 from ._stats import Histograms, feature_histograms
-from .base import BaseDestructor, check_random_state
+from .base import BaseDestructor, FeatureWarning, check_random_state
 from .registry import register_layer
 
 # At most this many passes to refine a streamed histogram (atoms, heavy tails).
@@ -426,7 +426,7 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
                 for j in range(X.shape[1])
             ]
         n_unique = 1 + np.count_nonzero(np.diff(X_sorted, axis=0) > 0, axis=0)
-        self._warn_degenerate(n_unique, n)
+        self._warn_degenerate(n_unique, n, X_sorted)
         return self._set_knots(knots)
 
     def _fit_histograms(self, histograms):
@@ -494,22 +494,34 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         self._inverse_table = bucket_table(self.knots_z_, self.n_knots_)
         return self
 
-    def _warn_degenerate(self, n_unique, n):
+    def _warn_degenerate(self, n_unique, n, X_sorted=None):
+        # FeatureWarning carries the distinct values, so the top-level fit can
+        # name the features that are the data's columns.
+        def values(features):
+            if X_sorted is None:
+                return None
+            return [np.unique(X_sorted[:, j]) for j in features]
+
         constant = np.flatnonzero(n_unique == 1)
         if constant.size:
             warnings.warn(
-                f"Features {constant.tolist()} are constant; they are shifted to "
-                "zero with unit slope. A constant has no density.",
-                UserWarning,
+                FeatureWarning(
+                    "{features} are constant; they are shifted to zero with unit slope. "
+                    "A constant has no density.",
+                    constant, values(constant),
+                ),
                 stacklevel=4,
             )
         discrete = np.flatnonzero((n_unique > 1) & (n_unique <= 0.1 * n))
         if discrete.size:
             warnings.warn(
-                f"Features {discrete.tolist()} take few distinct values "
-                f"({n_unique[discrete].tolist()}); a density of discrete data is "
-                "not meaningful. Consider dequantizing (adding uniform noise).",
-                UserWarning,
+                FeatureWarning(
+                    f"{{features}} take few distinct values ({n_unique[discrete].tolist()}); "
+                    "a density of discrete data is not meaningful. Consider dequantizing "
+                    "(adding uniform noise): RBIG(dequantize=True) or "
+                    "destructors.discrete.dequantize(X).",
+                    discrete, values(discrete),
+                ),
                 stacklevel=4,
             )
 

@@ -115,8 +115,6 @@ class ScalerDestructor(OneToOneFeatureMixin, BaseDestructor):
 
     Attributes
     ----------
-    scaler_ : transformer
-        The fitted clone.
     centre_ : ndarray of shape (n_features,)
         ``c`` of the map ``(x - c) * m``.
     multiplier_ : ndarray of shape (n_features,)
@@ -173,7 +171,8 @@ class ScalerDestructor(OneToOneFeatureMixin, BaseDestructor):
         if hasattr(scaler, "set_output"):
             scaler.set_output(transform="default")  # arrays in, arrays out
         scaler.fit(X)
-        self.scaler_ = scaler
+        # Only the arrays of the map are kept (a safe model file holds them;
+        # it cannot hold a scikit-learn estimator).
         self.centre_, self.multiplier_ = _affine_form(scaler, X, name)
         self._inverse_multiplier = 1.0 / self.multiplier_
         self.log_det_ = float(np.sum(np.log(np.abs(self.multiplier_))))
