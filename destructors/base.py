@@ -281,13 +281,21 @@ class FeatureWarning(UserWarning):
 
 
 def _report_once(caught, names, X):
-    """Re-issue recorded warnings once each, features named where they are columns."""
+    """Re-issue recorded warnings once each, features named where they are columns.
+
+    A feature warning repeats in later layers of a deep model (its layers
+    see the same degenerate feature, mapped): one key per template and
+    feature indices reports it once, as the first layer, which sees the
+    data's columns, worded it.
+    """
     seen = set()
     for record in caught:
         message = record.message
         if isinstance(message, FeatureWarning):
             message = message.named(names, X)
-        key = (type(message), str(message))
+            key = (type(message), message.template, tuple(message.features))
+        else:
+            key = (type(message), str(message))
         if key not in seen:
             seen.add(key)
             # 4: this function, fit, the Dask dispatch, _fit_context: the caller.
