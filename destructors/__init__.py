@@ -16,6 +16,7 @@ _EXPORTS = {
     "BaseDestructor": "base",
     "CompositeDestructor": "composite",
     "DeepDestructor": "deep",
+    "DestructorOutlierDetector": "outlier",
     "RBIG": "deep",
     "GaussianMixtureDestructor": "mixture",
     "MarginalGaussianizer": "marginal",
