@@ -46,7 +46,10 @@ class LayerProgress:
     patience_left : int or None
         Layers without improvement the rule still allows.
     last : bool
-        Whether this is the last layer of the phase.
+        Whether this layer ends its phase, as far as known when it is
+        reported (a streamed search learns that it has stopped only while
+        fitting the next layer, which it then abandons: there no search
+        record says True).
     elapsed : float
         Seconds since the fit began (both phases).
     remaining : float or None
