@@ -200,3 +200,77 @@ class FitProgress:
         if self.verbose:
             print(progress.describe())
         return progress
+
+
+class TqdmProgress:
+    """A callback that draws one tqdm progress bar per phase of a fit.
+
+    Pass an instance as ``fit(X, callback=TqdmProgress())``. The bar counts
+    layers up to ``max_layers`` (the search) or the chosen depth (the
+    refit), and shows the held-out score, the best depth, the patience left
+    and the estimate of the time left from each
+    :class:`LayerProgress` (tqdm's own estimate would assume the search
+    runs to ``max_layers``). Needs ``tqdm`` (``pip install
+    destructors[progress]``).
+
+    Parameters
+    ----------
+    **tqdm_params : dict
+        Passed to ``tqdm.auto.tqdm`` (e.g. ``file``, ``leave``, ``disable``,
+        ``bar_format``).
+
+    Examples
+    --------
+    >>> import io
+    >>> import numpy as np
+    >>> from destructors import RBIG
+    >>> from destructors.progress import TqdmProgress
+    >>> out = io.StringIO()
+    >>> X = np.random.default_rng(0).gamma(2.0, size=(500, 2))
+    >>> model = RBIG(max_layers=50, n_iter_no_change=2, random_state=0)
+    >>> _ = model.fit(X, callback=TqdmProgress(file=out))
+    >>> "search" in out.getvalue() and "refit" in out.getvalue()
+    True
+    """
+
+    def __init__(self, **tqdm_params):
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as exc:
+            raise ImportError(
+                "TqdmProgress needs tqdm: pip install tqdm (or destructors[progress])."
+            ) from exc
+        self._tqdm = tqdm
+        self.tqdm_params = {
+            "bar_format": "{desc}: {n_fmt}/{total_fmt} layers |{bar}| {elapsed}{postfix}",
+            **tqdm_params,
+        }
+        self._bar, self._phase = None, None
+
+    def __call__(self, record):
+        """Advance the bar of ``record.phase`` to ``record.layer``."""
+        if self._bar is None or record.phase != self._phase:
+            self.close()
+            self._bar = self._tqdm(total=record.max_layers, desc=record.phase,
+                                   **self.tqdm_params)
+            self._phase = record.phase
+        status = {}
+        if record.validation_score is not None:
+            status["held-out"] = f"{record.validation_score:.4f}"
+        if record.best_layer is not None:
+            status["best"] = record.best_layer
+        if record.patience_left is not None:
+            status["patience"] = record.patience_left
+        if record.remaining is not None:
+            bound = "at least" if record.phase == "search" else "about"
+            status["left"] = f"{bound} {_seconds(record.remaining)}"
+        self._bar.set_postfix(status, refresh=False)
+        self._bar.update(record.layer - self._bar.n)
+        if record.last:
+            self.close()
+
+    def close(self):
+        """Close the current bar (a streamed search without a refit leaves it open)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -153,3 +153,21 @@ def test_streamed_fit_reports_both_phases():
     # A streamed source scores a layer in the next pass, so the record of a
     # layer may not hold its scores yet; the total correlation is always known.
     assert all(r.tc_reduction is not None for r in records if r.phase == "search")
+
+
+def test_tqdm_bar_shows_both_phases():
+    pytest.importorskip("tqdm")
+    import io
+
+    from destructors.progress import TqdmProgress
+
+    out = io.StringIO()
+    bar = TqdmProgress(file=out)
+    model = RBIG(max_layers=60, n_iter_no_change=4, random_state=0)
+    model.fit(skewed_data(800, 3, seed=0), callback=bar)
+    shown = out.getvalue().replace("\r", "\n")
+    n_searched = len(model.validation_score_)
+    assert f"search: {n_searched}/60 layers" in shown
+    assert f"refit: {model.n_layers_}/{model.n_layers_} layers" in shown
+    assert "patience=0" in shown and "left=about 0.0 s" in shown
+    assert bar._bar is None  # both bars closed at their last layer
