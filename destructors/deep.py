@@ -105,7 +105,9 @@ class StoppingRule:
 
     @property
     def patience_left(self):
-        """Layers without improvement still allowed before stopping."""
+        """Layers without improvement still allowed (None: it never stops early)."""
+        if not self.early_stopping and self.tol is None:
+            return None
         return self.patience - self.stale
 
     def update(self, record):

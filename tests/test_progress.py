@@ -59,7 +59,19 @@ def test_callback_without_early_stopping_has_only_the_search():
     model.fit(X, callback=records.append)
     assert [(r.phase, r.layer) for r in records] == [("search", k) for k in range(1, 6)]
     assert all(r.validation_score is None for r in records)
-    assert records[-1].remaining == 0
+    # Without a stopping rule the fit runs to max_layers: no patience, and
+    # the estimate counts every layer left.
+    assert all(r.patience_left is None for r in records)
+    assert all(r.remaining > 0 for r in records[:-1]) and records[-1].remaining == 0
+
+
+def test_verbose_two_adds_the_sources_own_lines(capsys):
+    X = skewed_data(300, 2, seed=7)
+    RBIG(max_layers=2, early_stopping=False, tol=None, random_state=0, verbose=2).fit(X)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["layer 1/2", "layer 1", "layer 2/2",
+                                                      "layer 2"]
+    assert "tc reduction" in lines[1]
 
 
 def test_remaining_time_estimate_uses_the_mean_time_per_layer():
