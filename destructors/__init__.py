@@ -17,6 +17,7 @@ _EXPORTS = {
     "Boundary": "boundary",
     "CompositeDestructor": "composite",
     "DeepDestructor": "deep",
+    "DestructorOutlierDetector": "outlier",
     "RBIG": "deep",
     "GaussianMixtureDestructor": "mixture",
     "MarginalGaussianizer": "marginal",

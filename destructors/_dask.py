@@ -781,6 +781,8 @@ class _StreamSource:
 
     def finish(self, n_layers):
         """One last pass scores the layers still unscored."""
+        if not self.track:  # (a refit scores nothing)
+            return
         stream = self.stream
         missing = {self.ends[i] for i in range(n_layers) if self.ends[i] not in stream.scores}
         if missing:

@@ -22,7 +22,12 @@ read through :func:`capability`, never guessed from a class:
   source (the Dask fit), appending itself to the stream;
 - ``_output_bounds(box, max_sq_norm) -> (lo, hi) or None``: a box that holds
   the outputs of inputs inside ``box`` (or of norm at most
-  ``sqrt(max_sq_norm)``), so a stream can skip a min/max pass.
+  ``sqrt(max_sq_norm)``), so a stream can skip a min/max pass;
+- ``_n_parameters() -> int``: the number of free parameters estimated from
+  the data (for :meth:`BaseDestructor.bic` and ``n_parameters_``);
+- ``_marginal_log_density(X, features, rest) -> log_density``: the exact
+  log-density of the marginal of ``features`` (see
+  :meth:`BaseDestructor.marginal_score_samples`).
 
 A capability describes the map of the class that defines it: a subclass
 that overrides ``_forward``/``_inverse`` (or ``_fit``, for the statistics
@@ -97,6 +102,8 @@ _DESCRIBES = {
     "_fused_steps": ("_forward", "_inverse"),
     "_fit_stream": ("_fit", "_fit_forward", "_forward", "_inverse"),
     "_output_bounds": ("_forward",),
+    "_n_parameters": ("_forward", "_inverse"),
+    "_marginal_log_density": ("_forward", "_inverse"),
 }
 
 
@@ -107,8 +114,8 @@ def capability(layer, name):
     ----------
     layer : BaseDestructor
         Any destructor.
-    name : {"_fused_steps", "_fit_stream", "_output_bounds"}
-        The capability (see the module docstring).
+    name : str
+        A capability named in the module docstring, e.g. ``"_fused_steps"``.
 
     Returns
     -------
@@ -567,6 +574,201 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
             array (``float(score)`` computes it).
         """
         return float(np.mean(self.score_samples(X)))
+
+    # -- model criteria and marginals ------------------------------------------
+    @property
+    def n_parameters_(self):
+        """Number of free parameters the fit estimated from the data.
+
+        Each layer declares its own count (an ``_n_parameters`` method, see
+        the module docstring) and a composite or deep model sums those of its
+        layers: a :class:`~destructors.MarginalGaussianizer` counts one per
+        knot per feature, a rotation fitted to the data ``d (d - 1) / 2``
+        for its orthogonal axes plus ``d`` for the mean it centres on (``d``
+        more scales when whitening; ``d * d + d`` for ICA's general matrix),
+        a random rotation none (it is drawn, not estimated), and a
+        :class:`~destructors.GaussianMixtureDestructor` as many as its
+        ``GaussianMixture``. A model with a layer that declares no count
+        has no ``n_parameters_`` (``AttributeError``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import PCARotation
+        >>> PCARotation().fit(np.random.default_rng(0).normal(size=(50, 3))).n_parameters_
+        6
+        """
+        check_is_fitted(self)
+        count = capability(self, "_n_parameters")
+        if count is None:
+            raise AttributeError(
+                f"{type(self).__name__} does not declare its number of parameters (a "
+                "layer declares it with an `_n_parameters` method), so n_parameters_, "
+                "bic and aic are not available for it."
+            )
+        return int(count())
+
+    def bic(self, X):
+        """Bayesian information criterion of the model on ``X`` (lower is better).
+
+        ``-2 * sum_i log p(x_i) + n_parameters_ * log(n_samples)``, as
+        :meth:`sklearn.mixture.GaussianMixture.bic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data, usually the training data.
+
+        Returns
+        -------
+        bic : float
+            The criterion.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import GaussianMixtureDestructor
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> layer = GaussianMixtureDestructor(n_components=2, random_state=0).fit(X)
+        >>> bool(np.isclose(layer.bic(X), layer.mixture_.bic(X)))
+        True
+        """
+        return self._criterion(X, lambda n: np.log(n))
+
+    def aic(self, X):
+        """Akaike information criterion of the model on ``X`` (lower is better).
+
+        ``-2 * sum_i log p(x_i) + 2 * n_parameters_``, as
+        :meth:`sklearn.mixture.GaussianMixture.aic`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data, usually the training data.
+
+        Returns
+        -------
+        aic : float
+            The criterion.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import MarginalGaussianizer
+        >>> X = np.random.default_rng(0).normal(size=(400, 2))
+        >>> mg = MarginalGaussianizer(n_knots=10).fit(X)
+        >>> bool(np.isclose(mg.aic(X), -2 * mg.score_samples(X).sum() + 2 * 20))
+        True
+        """
+        return self._criterion(X, lambda n: 2.0)
+
+    def _criterion(self, X, penalty):
+        """``-2 * log-likelihood + n_parameters_ * penalty(n_samples)``."""
+        n_parameters = self.n_parameters_  # fails first, before any scoring
+        log_density = self.score_samples(X)
+        n = log_density.shape[0]
+        return float(-2.0 * np.sum(log_density) + n_parameters * penalty(n))
+
+    def marginal_score_samples(self, X, features):
+        """Exact log-density of the marginal distribution of some features.
+
+        Available where the marginal has a closed form: for the whole set
+        of features (any model), and for any subset when the model is made
+        of layers that each map every feature on its own
+        (:class:`~destructors.MarginalGaussianizer`), optionally ending in
+        one layer whose own marginals are closed-form
+        (:class:`~destructors.GaussianMixtureDestructor`: the marginal of a
+        Gaussian mixture is the mixture of its components' marginals). After
+        a layer that mixes features (any rotation), the marginal is an
+        integral over the other features with no closed form: so RBIG and
+        other deep models raise ``NotImplementedError``, even though their
+        first layer is marginal.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, len(features))
+            Values of the chosen features only, in the order of ``features``.
+        features : sequence of int or str
+            Distinct feature indices, or names when the model was fitted on
+            a DataFrame with string column names.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``log p(x_features)`` at each row.
+
+        Raises
+        ------
+        NotImplementedError
+            Where the marginal has no closed form (the message names the
+            layer in the way).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy.stats import norm
+        >>> from destructors import GaussianMixtureDestructor
+        >>> X = np.random.default_rng(0).normal(size=(500, 3)) * [1.0, 2.0, 3.0]
+        >>> layer = GaussianMixtureDestructor(n_components=1).fit(X)
+        >>> x1 = np.array([[0.5], [4.0]])
+        >>> sd = np.sqrt(layer.mixture_.covariances_[0, 1, 1])
+        >>> mean = layer.mixture_.means_[0, 1]
+        >>> bool(np.allclose(layer.marginal_score_samples(x1, [1]),
+        ...                  norm.logpdf(x1[:, 0], mean, sd)))
+        True
+        """
+        check_is_fitted(self)
+        features = self._feature_indices(features)
+        X = check_array(X, dtype=np.float64, ensure_all_finite=True, ensure_min_samples=1)
+        if X.shape[1] != len(features):
+            raise ValueError(
+                f"X has {X.shape[1]} columns but {len(features)} features were named: "
+                "X holds the values of the named features only, in their order."
+            )
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            if np.array_equal(np.sort(features), np.arange(self.n_features_in_)):
+                # Every feature: the marginal is the model's own density.
+                X_all = np.empty_like(X)
+                X_all[:, features] = X
+                Z, log_det = self._forward(X_all)
+                log_density = standard_normal_log_pdf(Z) + log_det
+            else:
+                marginal = capability(self, "_marginal_log_density")
+                if marginal is None:
+                    raise NotImplementedError(
+                        f"The marginal density of a subset of features is not available "
+                        f"for {type(self).__name__}: it has no closed form there (see "
+                        "marginal_score_samples)."
+                    )
+                log_density = marginal(X, features, None)
+        _check_finite_output(log_density, "marginal_score_samples")
+        return log_density
+
+    def _feature_indices(self, features):
+        """Distinct feature indices from indices or fitted feature names."""
+        d = self.n_features_in_
+        names = getattr(self, "feature_names_in_", None)
+        if isinstance(features, (str, numbers.Integral)) or not hasattr(features, "__len__"):
+            raise ValueError(
+                f"features must be a sequence of feature indices or names, got {features!r}."
+            )
+        indices = []
+        for f in features:
+            if isinstance(f, str):
+                if names is None or f not in names:
+                    raise ValueError(f"Unknown feature name {f!r}: the model was fitted on "
+                                     + ("unnamed features." if names is None
+                                        else f"{list(names)}."))
+                indices.append(int(np.flatnonzero(names == f)[0]))
+            elif isinstance(f, numbers.Integral) and not isinstance(f, (bool, np.bool_)):
+                if not 0 <= f < d:
+                    raise ValueError(f"Feature index {f} is out of range for {d} features.")
+                indices.append(int(f))
+            else:
+                raise ValueError(f"A feature must be an index or a name, got {f!r}.")
+        if not indices or len(set(indices)) != len(indices):
+            raise ValueError(f"features must be distinct and at least one, got {features!r}.")
+        return np.asarray(indices)
 
     def sample(self, n_samples=1, random_state=None, *, chunks=None):
         """Draw samples from the fitted density.

@@ -1,10 +1,12 @@
 """A fixed sequence of destructors fitted one after another."""
 
+import functools
+
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 
 from ._fused import FusedProgram
-from .base import BaseDestructor, fused_steps
+from .base import BaseDestructor, capability, fused_steps
 from .preprocessing import as_destructor
 from .registry import register_layer
 
@@ -132,6 +134,11 @@ def check_layers(layers, owner):
             )
 
 
+def _chained_marginal(marginal, rest, X, features):
+    """One layer's marginal log-density given that of its output (``rest``)."""
+    return marginal(X, features, rest)
+
+
 class ChainMixin:
     """Apply ``layers_`` in order, fusing runs of layers that describe themselves.
 
@@ -167,6 +174,35 @@ class ChainMixin:
                 return None
             steps.extend(more)
         return steps
+
+    def _n_parameters(self):
+        total = 0
+        for i, layer in enumerate(self.layers_):
+            count = capability(layer, "_n_parameters")
+            if count is None:
+                raise AttributeError(
+                    f"{type(self).__name__} layer {i} ({type(layer).__name__}) does not "
+                    "declare its number of parameters, so the model has no n_parameters_."
+                )
+            total += count()
+        return total
+
+    def _marginal_log_density(self, X, features, rest):
+        # From the last layer back: each layer turns the marginal of its
+        # output (``rest``; None for the standard normal) into that of its
+        # input, which only layers that keep the features apart can do.
+        for i in reversed(range(len(self.layers_))):
+            layer = self.layers_[i]
+            marginal = capability(layer, "_marginal_log_density")
+            if marginal is None:
+                raise NotImplementedError(
+                    f"The marginal density of a subset of features has no closed form "
+                    f"through {type(self).__name__} layer {i} ({type(layer).__name__}): "
+                    "it mixes features. Only models made of marginal layers, optionally "
+                    "ending in a Gaussian mixture layer, have exact marginals."
+                )
+            rest = functools.partial(_chained_marginal, marginal, rest)
+        return rest(X, features)
 
 
 @register_layer("composite", "model")

@@ -15,6 +15,7 @@ from .base import BaseDestructor, check_random_state, spawn_seeds, standard_norm
 from .composite import ChainMixin, CompositeDestructor, check_layers
 from .discrete import check_continuous, describe_discreteness
 from .marginal import MarginalGaussianizer
+from .progress import FitProgress
 from .registry import get_layer, register_layer, registered_names
 from .rotation import PCARotation
 
@@ -102,6 +103,13 @@ class StoppingRule:
         """Whether ``record`` holds the numbers this rule decides on."""
         return not self.early_stopping or record.validation_score is not None
 
+    @property
+    def patience_left(self):
+        """Layers without improvement still allowed (None: it never stops early)."""
+        if not self.early_stopping and self.tol is None:
+            return None
+        return self.patience - self.stale
+
     def update(self, record):
         """Record the next layer; return True once fitting should stop."""
         self.n_seen += 1
@@ -117,6 +125,39 @@ class StoppingRule:
                 self.n_keep = self.n_seen
         self.stale = 0 if improved else self.stale + 1
         if self.stale >= self.patience:
+            self.stop_at = self.n_seen
+        return self.stop_at is not None
+
+
+class FixedDepth:
+    """The rule of a refit: exactly ``n_layers`` layers, whatever their scores.
+
+    Parameters
+    ----------
+    n_layers : int
+        The depth to fit.
+
+    Examples
+    --------
+    >>> from destructors.deep import FixedDepth, LayerRecord
+    >>> rule = FixedDepth(2)
+    >>> [rule.update(LayerRecord(None, None, 0.0)) for _ in range(2)], rule.n_keep
+    ([False, True], 2)
+    """
+
+    patience_left = None
+
+    def __init__(self, n_layers):
+        self.n_keep, self.n_seen, self.stop_at = n_layers, 0, None
+
+    def needs(self, record):
+        """Any record will do: none is read."""
+        return True
+
+    def update(self, record):
+        """Count the layer; True once ``n_layers`` are fitted."""
+        self.n_seen += 1
+        if self.n_seen >= self.n_keep:
             self.stop_at = self.n_seen
         return self.stop_at is not None
 
@@ -212,7 +253,8 @@ class StackResult:
     n_keep: int
 
 
-def stack_layers(factory, source, rule, max_layers, verbose=0):
+def stack_layers(factory, source, rule, max_layers, verbose=0, *, progress=None,
+                 phase="search"):
     """The greedy loop: fit layer ``i = factory(i)`` on the data so far, until the rule stops.
 
     Every deep model (in memory, streamed from Dask, or for the information
@@ -237,7 +279,16 @@ def stack_layers(factory, source, rule, max_layers, verbose=0):
     max_layers : int
         Upper bound on the number of layers.
     verbose : int, default=0
-        Print one line per layer when positive.
+        Print one status line per layer when positive (through a
+        :class:`~destructors.progress.FitProgress` made here when
+        ``progress`` is None); from 2, also the source's own line.
+    progress : FitProgress or None, default=None
+        Receives every fitted layer, in order, with its record as far as the
+        source knows it (:class:`~destructors.progress.LayerProgress`).
+    phase : {"search", "refit"}, default="search"
+        What this run of the loop is, for ``progress``: the search for the
+        depth, or the refit of a chosen depth (with a
+        :class:`FixedDepth` rule).
 
     Returns
     -------
@@ -258,6 +309,10 @@ def stack_layers(factory, source, rule, max_layers, verbose=0):
     """
     layers = []
     n_decided = 0
+    if progress is None and verbose:
+        progress = FitProgress(verbose=verbose)
+    if progress is not None:
+        progress.begin(phase, max_layers)
 
     def decide():
         nonlocal n_decided
@@ -274,9 +329,14 @@ def stack_layers(factory, source, rule, max_layers, verbose=0):
         if layer is None:
             break
         layers.append(layer)
-        if verbose:
-            print(source.describe(i))
-        if decide():
+        stop = decide()
+        if progress is not None:
+            known = source.records()
+            progress.report(i + 1, max_layers, known[i] if i < len(known) else None, rule,
+                            last=stop or i + 1 == max_layers)
+            if verbose >= 2 and i < len(known):
+                print(source.describe(i))
+        if stop:
             break
     n_fitted = len(layers) if rule.stop_at is None else rule.stop_at
     source.finish(n_fitted)
@@ -337,7 +397,10 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
     random_state : int, RandomState instance or None, default=None
         Seeds the validation split and every layer.
     verbose : int, default=0
-        Print one line per layer when positive.
+        Print a status line per layer when positive (layer ``k`` of
+        ``max_layers``, scores, best depth, patience left, elapsed and
+        remaining time), and the refit after early stopping; from 2, also
+        the data source's own line. For a callback, see :meth:`fit`.
 
     Attributes
     ----------
@@ -408,6 +471,47 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         self.dequantize = dequantize
         self.random_state = random_state
         self.verbose = verbose
+
+    def fit(self, X, y=None, *, callback=None):
+        """Fit layer after layer until the stopping rule (see the class docstring).
+
+        Parameters
+        ----------
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            Training data (see :meth:`BaseDestructor.fit`).
+        y : None
+            Ignored.
+        callback : callable or None, default=None
+            Called as ``callback(record)`` after every layer, in order, with
+            a :class:`~destructors.progress.LayerProgress`: the phase
+            (``"search"`` for the depth, ``"refit"`` for the refit on all
+            rows after early stopping), layer ``k`` of at most
+            ``max_layers``, train and held-out scores, the best depth so
+            far, the patience left, the time elapsed and an estimate of
+            the time that remains. It belongs to this call only (not to the
+            model's parameters, so neither cloned nor saved).
+
+        Returns
+        -------
+        self : object
+            The fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors import RBIG
+        >>> X = np.random.default_rng(0).gamma(2.0, size=(500, 2))
+        >>> seen = []
+        >>> model = RBIG(max_layers=50, n_iter_no_change=3, random_state=0).fit(
+        ...     X, callback=seen.append)
+        >>> seen[-1].phase, seen[-1].layer == model.n_layers_
+        ('refit', True)
+        """
+        self._progress_callback = callback  # read by _stack, for this call only
+        try:
+            return super().fit(X, y)
+        finally:
+            del self._progress_callback
 
     def _make_layer(self, position=0):
         """The unfitted layer at ``position`` (0 is the first); one template here."""
@@ -494,9 +598,12 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         """Search the depth on ``search``, then refit on all rows if asked."""
         start = time.perf_counter()
         rule = StoppingRule(early_stopping, self.tol, self.n_iter_no_change)
-        result = stack_layers(
-            lambda i: self._new_layer(seeds[i], i), search, rule, self.max_layers, self.verbose
-        )
+        refit = early_stopping and self.refit
+        progress = FitProgress(getattr(self, "_progress_callback", None), self.verbose,
+                               refit=refit)
+        factory = lambda i: self._new_layer(seeds[i], i)  # noqa: E731
+        result = stack_layers(factory, search, rule, self.max_layers, self.verbose,
+                              progress=progress)
         records = result.records
         self.train_score_ = np.asarray([r.train_score for r in records])
         self.validation_score_ = (
@@ -510,17 +617,16 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
                 f"{type(self).__name__} stopped at max_layers={self.max_layers} while the "
                 "last layer still improved the fit; raise max_layers for a better model.",
                 ConvergenceWarning,
-                stacklevel=6,  # the user's call of fit
+                stacklevel=7,  # the user's call of fit
             )
         n_keep = max(result.n_keep, 1)
         layers = result.layers[:n_keep]
         # (passes, seconds) per layer fitted, where the source counts passes.
         log = list(getattr(search, "log", []))[: len(result.layers)]
-        if early_stopping and self.refit:
+        if refit:
             source = refit_source()
-            layers = [self._new_layer(seed, i) for i, seed in enumerate(seeds[:n_keep])]
-            for layer in layers:
-                source.fit(layer)
+            layers = stack_layers(factory, source, FixedDepth(n_keep), n_keep, self.verbose,
+                                  progress=progress, phase="refit").layers
             log += getattr(source, "log", [])
         self._set_layers(layers)
         self.fit_time_ = time.perf_counter() - start
@@ -636,7 +742,7 @@ class RBIG(DeepDestructor):
     random_state : int, RandomState instance or None, default=None
         Seeds the split, the subsamples and the rotations.
     verbose : int, default=0
-        Print one line per layer when positive.
+        Print a status line per layer when positive (see :class:`DeepDestructor`).
 
     Attributes
     ----------

@@ -540,3 +540,21 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
     def _fused_steps(self):
         return [MarginalStep(self.knots_x_, self.knots_z_, self.n_knots_, self._slope,
                              self._log_slope, self._forward_table, self._inverse_table)]
+
+    def _n_parameters(self):
+        # One per knot: a monotone piecewise-linear map through m knots is
+        # fixed by their m estimated positions (the levels follow from them);
+        # the linear tails continue the end slopes, with nothing more to fit.
+        return int(np.sum(self.n_knots_))
+
+    def _marginal_log_density(self, X, features, rest):
+        # Each output feature depends on its own input feature only, so the
+        # marginal of ``features`` is the latent's marginal there times the
+        # product of their derivatives.
+        Z, log_det = piecewise_linear(
+            X, self.knots_x_[features], self.knots_z_[features], self._slope[features],
+            self._log_slope[features], self.n_knots_[features],
+        )
+        if rest is None:
+            return -0.5 * np.sum(Z * Z + np.log(2.0 * np.pi), axis=1) + log_det
+        return rest(Z, features) + log_det

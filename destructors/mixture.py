@@ -265,6 +265,31 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         self._n_features_out = d
         return self
 
+    def _n_parameters(self):
+        # As GaussianMixture with full covariances: K - 1 free weights, K
+        # means and K symmetric covariances.
+        K, d = self.means_.shape
+        return (K - 1) + K * d + K * d * (d + 1) // 2
+
+    def _marginal_log_density(self, X, features, rest):
+        # The marginal of a Gaussian mixture is the mixture of the components'
+        # marginals, with the same weights. It is this layer's density only
+        # when its latent is the standard normal, i.e. when it is the last
+        # layer of a model.
+        if rest is not None:
+            raise NotImplementedError(
+                "GaussianMixtureDestructor gives exact marginals only as the last layer "
+                "of a model: later layers change the density it maps to N(0, I)."
+            )
+        cov = self.mixture_.covariances_[:, features][:, :, features]
+        log_n = np.empty((X.shape[0], self.n_components_))
+        for m in range(self.n_components_):
+            L = cholesky(cov[m], lower=True)
+            E = solve_triangular(L, (X - self.means_[m, features]).T, lower=True)
+            log_n[:, m] = (-0.5 * np.sum(E * E, axis=0) - np.sum(np.log(np.diag(L)))
+                           - len(features) * _HALF_LOG_2PI)
+        return _logsumexp(log_n + self.log_weights_, axis=1)
+
     # -- state -------------------------------------------------------------------
     # The fitted GaussianMixture is kept as plain data (its parameters and
     # fitted arrays), so a safe model file (destructors.persistence), which

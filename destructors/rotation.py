@@ -215,6 +215,12 @@ class PCARotation(_LinearDestructor):
             return self._set_matrix(eigvec.T * scale[:, None], mean, eigvec * np.sqrt(eigval))
         return self._set_matrix(eigvec.T, mean, eigvec)
 
+    def _n_parameters(self):
+        # The mean, the orthogonal axes, and with whitening their scales:
+        # d + d (d - 1) / 2 (+ d), as many as a full Gaussian when whitening.
+        d = self.n_features_in_
+        return d + d * (d - 1) // 2 + (d if self.whiten else 0)
+
 
 @register_layer("ica", "rotation")
 class ICARotation(_LinearDestructor):
@@ -298,6 +304,11 @@ class ICARotation(_LinearDestructor):
         self.n_iter_ = int(ica.n_iter_)
         return self._set_matrix(ica.components_, ica.mean_)
 
+    def _n_parameters(self):
+        # The mean and a general unmixing matrix.
+        d = self.n_features_in_
+        return d + d * d
+
 
 @register_layer("random", "rotation")
 class RandomRotation(_LinearDestructor):
@@ -361,6 +372,10 @@ class RandomRotation(_LinearDestructor):
         Q = self._draw(stream.n_features)
         self._set_matrix(Q, np.zeros(stream.n_features), Q.T)
         stream.append(self, bounds=self._output_bounds(stream.bounds))
+
+    def _n_parameters(self):
+        # Drawn from its seed, not estimated from the data.
+        return 0
 
 
 @register_layer("greedy", "rotation")
@@ -459,6 +474,11 @@ class GreedyRotation(_LinearDestructor):
         self.chosen_ = "pca" if best == 0 else "random"
         winner = candidates[best]
         return self._set_matrix(winner.matrix_, winner.shift_, winner.inverse_matrix_)
+
+    def _n_parameters(self):
+        # As the winner: PCA's are estimated, a random draw's are not.
+        d = self.n_features_in_
+        return d + d * (d - 1) // 2 if self.chosen_ == "pca" else 0
 
 
 # A fixed, generic direction: (i * golden ratio) mod 1, shifted to be positive.
