@@ -145,8 +145,9 @@ def plot_tc_reduction(model, ax=None):
     ax : matplotlib Axes
         The line of ``tc_reduction_`` against the layer number (from 1),
         a dotted vertical line at ``n_layers_``, and a title with the total
-        removed by the layers kept. Layers that removed nothing (a value of
-        0) are left out of the log scale, not moved.
+        removed by the layers kept. Estimates of zero or below (a layer
+        that removed nothing) cannot be shown on a log scale: they are left
+        out as gaps in the line, not moved.
 
     See Also
     --------
@@ -419,7 +420,9 @@ def plot_pairs(X, samples=None, *, features=None, names=None, bins=40, max_point
     lo, hi = _ranges(X, features)
     X_shown = _thin(X, max_points)
     S_shown = None if samples is None else _thin(samples, max_points)
-    style = {"s": 1.5, "alpha": 0.35, "rasterized": True, "linewidths": 0}
+    # Larger points for small tables, so a few hundred rows stay visible.
+    size = 4.0 if max(len(X_shown), 0 if S_shown is None else len(S_shown)) <= 1000 else 1.5
+    style = {"s": size, "alpha": 0.45, "rasterized": True, "linewidths": 0}
     for r, i in enumerate(features):
         for c, j in enumerate(features):
             ax = axes[r, c]

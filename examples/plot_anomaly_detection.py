@@ -88,7 +88,8 @@ for ax, name in zip(axes[:2], ["RBIG", "IsolationForest"], strict=True):
     score = detectors[name].score_samples(grid).reshape(gx.shape)
     if name == "RBIG":  # floor the log-density so the scale shows the support
         score = np.maximum(score, score.max() - 12)
-    ax.contourf(gx, gy, score, levels=12, cmap="Blues")
+    filled = ax.contourf(gx, gy, score, levels=12, cmap="Blues")
+    fig.colorbar(filled, ax=ax, label="score_samples", shrink=0.85)
     ax.scatter(*inliers.T, s=2, color="k", alpha=0.4, label="test inliers", rasterized=True)
     ax.scatter(*outliers.T, s=10, color="C3", marker="x", label="test outliers")
     ax.set_title(f"{name}: score_samples")
