@@ -59,6 +59,13 @@ def _new_axes(ax, nrows=1, ncols=1, **kwargs):
     return axes
 
 
+def _integer_ticks(ax):
+    """Layer numbers on the x axis are whole."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _diagnostics(model):
     """The model's per-layer arrays, or a ValueError saying what is missing."""
     name = type(model).__name__
@@ -124,6 +131,7 @@ def plot_layer_scores(model, ax=None):
     if validation is not None:
         ax.plot(layers, validation, label="held-out rows")
     ax.axvline(n_layers, color="k", ls=":", lw=1, label="depth kept")
+    _integer_ticks(ax)
     ax.set_xlabel("layer")
     ax.set_ylabel("mean log-likelihood (nats)")
     ax.legend()
@@ -172,6 +180,7 @@ def plot_tc_reduction(model, ax=None):
     ax.plot(layers, tc, ".-", label="total correlation removed")
     ax.set_yscale("log", nonpositive="mask")
     ax.axvline(n_layers, color="k", ls=":", lw=1, label="depth kept")
+    _integer_ticks(ax)
     ax.set_xlabel("layer")
     ax.set_ylabel("total correlation removed (nats)")
     ax.set_title(f"{tc[:n_layers].sum():.3f} nats removed by the layers kept", fontsize=9)
