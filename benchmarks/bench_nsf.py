@@ -172,7 +172,7 @@ def main(argv=None):
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}, torch {torch.__version__}, "
         f"zuko {__import__('zuko').__version__}, numba {numba.__version__}; "
-        f"{torch.get_num_threads()} threads each; load average at the end "
+        f"{torch.get_num_threads()} thread(s) each; load average at the end "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min). "
         f"NSF time budget {budget:.0f} s per dataset.",
         "",
