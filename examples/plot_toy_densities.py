@@ -41,7 +41,7 @@ from destructors.plotting import plot_density
 FAST = os.environ.get("DESTRUCTORS_EXAMPLE_FAST") == "1"
 OUTPUT = Path(os.environ.get("DESTRUCTORS_EXAMPLE_OUTPUT", "."))
 N_SAMPLES = 2_000 if FAST else 10_000
-GRID = 80 if FAST else 120
+GRID = 80 if FAST else 100
 MAX_LAYERS = 10 if FAST else 500  # 500 is RBIG's default
 
 # %%
@@ -141,5 +141,5 @@ axes[0, 1].set_title("learned log-density")
 axes[0, 2].set_title("samples")
 
 OUTPUT.mkdir(parents=True, exist_ok=True)
-fig.savefig(OUTPUT / "toy_densities.png", dpi=64)
+fig.savefig(OUTPUT / "toy_densities.png", dpi=54)
 print(f"saved {OUTPUT / 'toy_densities.png'}")
