@@ -9,6 +9,7 @@ Subcommands::
     destructors inverse-transform MODEL INPUT
     destructors sample MODEL -n N          draw new rows
     destructors info INPUT                 total correlation and entropy
+    destructors plot MODEL INPUT -o PNG    data vs samples, per-layer diagnostics
 
 This module is a thin shell: tables are read and written by
 :mod:`destructors.io`, model files by :mod:`destructors.persistence`, and
@@ -53,6 +54,7 @@ examples:
   destructors transform model.destructor data.csv -o latent.npy
   destructors inverse-transform model.destructor latent.npy -o back.csv
   destructors sample model.destructor -n 1000 --seed 0 -o samples.csv
+  destructors plot model.destructor data.csv -o model.png
 
 INPUT is a CSV file (header row optional, detected automatically; numeric
 columns only, no missing values) or a .npy array; '-' reads CSV from
@@ -703,6 +705,81 @@ def _sample(args):
     return EXIT_OK
 
 
+# Pictures: formats matplotlib writes without extra software; features shown
+# in the pair plot when --features is not given.
+_PLOT_FORMATS = (".png", ".pdf", ".svg")
+_PLOT_DEFAULT_FEATURES = 6
+_PLOT_MAX_SAMPLES = 100_000
+
+
+def _plot_features(text, names):
+    """Indices of the features named (or numbered, from 0) in ``--features``."""
+    if text is None:
+        return list(range(min(len(names), _PLOT_DEFAULT_FEATURES)))
+    picked = []
+    for item in _split(text):
+        if item in names:
+            picked.append(names.index(item))
+        elif item.isdigit() and int(item) < len(names):
+            picked.append(int(item))
+        else:
+            raise UserError(
+                f"--features {text}: no feature {item!r} (features: {', '.join(names)}; "
+                "or 0-based indices)."
+            )
+    return picked
+
+
+def _plot(args):
+    if not args.output.lower().endswith(_PLOT_FORMATS):
+        raise UserError(
+            f"-o {args.output}: the picture's name must end in {', '.join(_PLOT_FORMATS)}."
+        )
+    target = check_output_path(args.output, [args.model, args.input])
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise UserError(
+            'plot needs matplotlib, which is not installed: pip install "destructors[plot]"'
+        ) from None
+    from . import plotting
+
+    model, columns = _load_model(args)
+    names = _data_names(model, columns)
+    features = _plot_features(args.features, names)
+    if len(features) > plotting.MAX_PAIR_FEATURES:
+        raise UserError(
+            f"--features {args.features}: at most {plotting.MAX_PAIR_FEATURES} features fit "
+            "in a pair plot."
+        )
+    X = _read_for_model(args, model, columns)
+    n_samples = args.n_samples or min(X.shape[0], _PLOT_MAX_SAMPLES)
+    _check_sample_size(n_samples, int(model.n_features_in_))
+    samples = model.sample(n_samples, random_state=args.seed)
+    # Deep models record per-layer diagnostics; others (a mixture, a model built
+    # from fitted layers) get the pair plot alone.
+    train_score = getattr(model, "train_score_", None)
+    diagnostics = train_score is not None and np.size(train_score) > 0
+    k = len(features)
+    side = 1.9 * k + 1.0
+    if diagnostics:
+        figure = Figure(figsize=(side + 4.6, max(side, 5.0)), layout="constrained")
+        left, right = figure.subfigures(1, 2, width_ratios=[side, 4.6])
+    else:
+        figure = left = Figure(figsize=(side, side), layout="constrained")
+    plotting.plot_pairs(X, samples, features=features, names=names, fig=left)
+    if diagnostics:
+        plotting.plot_layer_diagnostics(model, axes=right.subplots(2, 1))
+    shown = "" if k == len(names) else f", {k} of {len(names)} features shown"
+    with atomic_output(target, "wb") as f:
+        figure.savefig(f, format=os.path.splitext(target)[1][1:].lower(), dpi=args.dpi)
+    lines = [f"plotted {X.shape[0]} rows against {n_samples} samples{shown}: {args.output}"]
+    if not diagnostics:
+        lines.append(f"  no per-layer diagnostics: the {type(model).__name__} recorded none")
+    _say(args, *lines)
+    return EXIT_OK
+
+
 # -- argument parsing ---------------------------------------------------------
 
 
@@ -907,6 +984,54 @@ def _build_parser():
              "features first (such data are refused otherwise: see destructors.discrete)",
     )
     info.set_defaults(func=_info)
+
+    plot = sub.add_parser(
+        "plot",
+        parents=[common, reading, trusting],
+        help="draw data against samples of a model, and its per-layer diagnostics",
+        description=(
+            "Draw a pair plot of the rows of INPUT against as many samples of MODEL "
+            "(histograms of each feature, scatter plots of each pair, overlaid) and, "
+            "for a deep model, its per-layer diagnostics: training and held-out "
+            "log-likelihood, and total correlation removed, after each layer. Needs "
+            "matplotlib."
+        ),
+        epilog=(
+            "example:\n  destructors plot model.destructor data.csv --features x,y,z "
+            "-o model.png"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plot.add_argument("model", metavar="MODEL", help="model file from 'fit'")
+    plot.add_argument("input", metavar="INPUT", help="CSV or .npy file ('-': stdin)")
+    plot.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="PICTURE",
+        help="where to save the picture (.png, .pdf or .svg)",
+    )
+    plot.add_argument(
+        "--features",
+        metavar="COLS",
+        help=f"comma-separated features (model column names or 0-based indices) in the "
+        f"pair plot (default: the first {_PLOT_DEFAULT_FEATURES})",
+    )
+    plot.add_argument(
+        "-n",
+        "--n-samples",
+        type=_positive_int,
+        metavar="N",
+        help=f"samples to draw (default: as many as INPUT has rows, at most "
+        f"{_PLOT_MAX_SAMPLES:,})",
+    )
+    plot.add_argument(
+        "--seed", type=int, default=0, help="random seed of the samples (default: 0)"
+    )
+    plot.add_argument(
+        "--dpi", type=_positive_int, default=90, help="resolution of a .png (default: 90)"
+    )
+    plot.set_defaults(func=_plot)
     return parser
 
 

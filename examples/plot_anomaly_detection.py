@@ -88,7 +88,8 @@ for ax, name in zip(axes[:2], ["RBIG", "IsolationForest"], strict=True):
     score = detectors[name].score_samples(grid).reshape(gx.shape)
     if name == "RBIG":  # floor the log-density so the scale shows the support
         score = np.maximum(score, score.max() - 12)
-    ax.contourf(gx, gy, score, levels=12, cmap="Blues")
+    filled = ax.contourf(gx, gy, score, levels=12, cmap="Blues")
+    fig.colorbar(filled, ax=ax, label="score_samples", shrink=0.85)
     if name == "RBIG":  # where predict changes: decision_function == 0
         decision = detectors[name].decision_function(grid).reshape(gx.shape)
         ax.contour(gx, gy, decision, levels=[0.0], colors="C1", linewidths=1.0)

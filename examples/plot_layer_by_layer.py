@@ -7,7 +7,8 @@ Gaussianization followed by a rotation, fitted greedily: layer ``l`` is
 fitted to the output of layers ``1..l-1``. This example follows two moons
 through the fitted layers of an :class:`~destructors.RBIG` model, until they
 look like a standard normal, and plots the per-layer diagnostics the model
-records while it chooses its depth:
+records while it chooses its depth, drawn by
+:func:`destructors.plotting.plot_layer_diagnostics`:
 
 * ``train_score_`` and ``validation_score_``: mean log-likelihood after each
   layer, on the fitting rows and on the held-out rows that pick the depth;
@@ -24,6 +25,7 @@ import numpy as np
 from sklearn.datasets import make_moons
 
 from destructors import RBIG
+from destructors.plotting import plot_layer_diagnostics
 
 FAST = os.environ.get("DESTRUCTORS_EXAMPLE_FAST") == "1"
 OUTPUT = Path(os.environ.get("DESTRUCTORS_EXAMPLE_OUTPUT", "."))
@@ -70,21 +72,7 @@ fig.savefig(OUTPUT / "layer_by_layer.png", dpi=80)
 # The diagnostics. Layers are fitted until the held-out log-likelihood stops
 # improving for ``n_iter_no_change`` layers; the best depth is kept (dotted
 # line) and refitted on all rows.
-layers = np.arange(1, len(model.train_score_) + 1)
-fig, (ax_ll, ax_tc) = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
-ax_ll.plot(layers, model.train_score_, label="fitting rows")
-if model.validation_score_ is not None:
-    ax_ll.plot(layers, model.validation_score_, label="held-out rows")
-ax_ll.axvline(model.n_layers_, color="k", ls=":", lw=1, label="depth kept")
-ax_ll.set_xlabel("layer")
-ax_ll.set_ylabel("mean log-likelihood (nats)")
-ax_ll.legend()
-
-ax_tc.semilogy(layers, np.maximum(model.tc_reduction_, 1e-5), ".-")
-ax_tc.axvline(model.n_layers_, color="k", ls=":", lw=1)
-ax_tc.set_xlabel("layer")
-ax_tc.set_ylabel("total correlation removed (nats)")
-removed = model.tc_reduction_[: model.n_layers_].sum()
-ax_tc.set_title(f"{removed:.3f} nats removed by the layers kept", fontsize=9)
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), layout="constrained")
+plot_layer_diagnostics(model, axes)
 fig.savefig(OUTPUT / "layer_diagnostics.png", dpi=80)
 print(f"saved {OUTPUT / 'layer_by_layer.png'} and {OUTPUT / 'layer_diagnostics.png'}")

@@ -22,6 +22,7 @@ from sklearn.datasets import make_swiss_roll
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 from destructors import RBIG
+from destructors.plotting import plot_density
 
 FAST = os.environ.get("DESTRUCTORS_EXAMPLE_FAST") == "1"
 OUTPUT = Path(os.environ.get("DESTRUCTORS_EXAMPLE_OUTPUT", "."))
@@ -66,10 +67,7 @@ ax_cv.set_title("3-fold cross-validation")
 ax_cv.legend()
 
 best = search.best_estimator_
-lo, hi = X.min(axis=0) - 0.3, X.max(axis=0) + 0.3
-gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
-log_p = best.score_samples(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
-ax_fit.contourf(gx, gy, np.maximum(log_p, log_p.max() - 10), levels=12, cmap="viridis")
+plot_density(best, X, resolution=120, ax=ax_fit)
 ax_fit.scatter(*X_test.T, s=1, color="w", alpha=0.5, rasterized=True)
 ax_fit.set_title("best model: log-density and test points")
 ax_fit.set_aspect("equal")

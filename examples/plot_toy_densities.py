@@ -9,8 +9,19 @@ pinwheel and a checkerboard. For each one the figure shows, side by side,
 * the learned log-density ``model.score_samples`` on a grid, and
 * new points drawn with ``model.sample``.
 
-The density is exact (no variational bound), so the contours are the model
-itself, and the samples come from the same fitted map run backwards.
+The density is exact (no variational bound), so the map is the model itself,
+drawn by :func:`destructors.plotting.plot_density`, and the samples come from
+the same fitted map run backwards.
+
+About the straight edges in the log-density maps: they belong to the model,
+not to the picture. Each layer's marginal maps follow the rows that layer
+was fitted on between their smallest and largest value and continue with
+their end slopes beyond (Gaussian tails). The points that every layer maps
+by interpolation form an intersection of boxes, one per layer in its own
+rotated coordinates; outside it, at least one layer extrapolates and the
+density drops steeply. The dashed white line drawn on each map is the edge
+of that region, computed from the fitted layers: it runs along the straight
+edges.
 """
 
 # %%
@@ -25,11 +36,12 @@ import numpy as np
 from sklearn.datasets import make_circles, make_moons
 
 from destructors import RBIG
+from destructors.plotting import plot_density
 
 FAST = os.environ.get("DESTRUCTORS_EXAMPLE_FAST") == "1"
 OUTPUT = Path(os.environ.get("DESTRUCTORS_EXAMPLE_OUTPUT", "."))
 N_SAMPLES = 2_000 if FAST else 10_000
-GRID = 80 if FAST else 200
+GRID = 80 if FAST else 100
 MAX_LAYERS = 10 if FAST else 500  # 500 is RBIG's default
 
 # %%
@@ -78,22 +90,44 @@ for name, X in datasets.items():
     )
 
 # %%
-# Plot data, log-density and samples. The log-density is floored 10 nats
-# below its maximum so the colour scale shows the shape of the support.
+# Where does each model extrapolate? Push points through the layers and flag
+# those that fall outside the range of a marginal map's knots (the range of
+# the rows its layer was fitted on) in any layer.
+
+
+def extrapolated(model, points):
+    """Whether some layer's marginal maps take each point beyond their knots."""
+    outside = np.zeros(len(points), dtype=bool)
+    Z = points
+    for layer in model.layers_:
+        for step in getattr(layer, "layers_", [layer]):  # an RBIG layer is a composite
+            knots = getattr(step, "knots_x_", None)
+            if knots is not None:
+                below = Z < np.nanmin(knots, axis=1)
+                above = Z > np.nanmax(knots, axis=1)
+                outside |= (below | above).any(axis=1)
+            Z = step.transform(Z)
+    return outside
+
+
+# %%
+# Plot data, log-density and samples. The colour scale spans 10 nats below
+# the maximum; lower log-densities take its lowest colour (the triangle at
+# the bottom of each colour bar), their values unchanged.
 fig, axes = plt.subplots(
-    len(datasets), 3, figsize=(7.5, 2.5 * len(datasets)), layout="constrained"
+    len(datasets), 3, figsize=(8.5, 2.5 * len(datasets)), layout="constrained"
 )
 for row, (name, X) in zip(axes, datasets.items(), strict=True):
     model = models[name]
     lo, hi = X.min(axis=0), X.max(axis=0)
     lo, hi = lo - 0.15 * (hi - lo), hi + 0.15 * (hi - lo)
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID))
-    log_p = model.score_samples(np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
-    log_p = np.maximum(log_p, log_p.max() - 10.0)
     samples = model.sample(len(X), random_state=1)
 
     row[0].scatter(*X[:2000].T, s=1, alpha=0.4, color="C0", rasterized=True)
-    row[1].contourf(gx, gy, log_p, levels=10, cmap="viridis")
+    plot_density(model, X, resolution=GRID, ax=row[1])
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], GRID), np.linspace(lo[1], hi[1], GRID))
+    edge = extrapolated(model, np.column_stack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+    row[1].contour(gx, gy, edge, levels=[0.5], colors="w", linewidths=0.7, linestyles="--")
     row[2].scatter(*samples[:2000].T, s=1, alpha=0.4, color="C1", rasterized=True)
     row[0].set_ylabel(name)
     for ax in row:
@@ -107,5 +141,5 @@ axes[0, 1].set_title("learned log-density")
 axes[0, 2].set_title("samples")
 
 OUTPUT.mkdir(parents=True, exist_ok=True)
-fig.savefig(OUTPUT / "toy_densities.png", dpi=72)
+fig.savefig(OUTPUT / "toy_densities.png", dpi=54)
 print(f"saved {OUTPUT / 'toy_densities.png'}")
