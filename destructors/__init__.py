@@ -21,6 +21,7 @@ _EXPORTS = {
     "MarginalGaussianizer": "marginal",
     "GreedyRotation": "rotation",
     "ICARotation": "rotation",
+    "LearnedRotation": "learned",
     "PCARotation": "rotation",
     "RandomRotation": "rotation",
     "entropy": "information",
@@ -29,7 +30,7 @@ _EXPORTS = {
     "total_correlation": "information",
 }
 # Modules whose classes register themselves as layers (see destructors.registry).
-LAYER_MODULES = ("marginal", "rotation", "composite", "deep", "mixture")
+LAYER_MODULES = ("marginal", "rotation", "learned", "composite", "deep", "mixture")
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
