@@ -279,3 +279,16 @@ def test_rbig_with_learned_rotation_fits_on_dask():
     # marginal map, nearly equal): the same directions.
     np.testing.assert_allclose(np.abs(lazy.layers_[0].layers_[1].matrix_),
                                np.abs(eager.layers_[0].layers_[1].matrix_), atol=1e-2)
+
+
+def test_safe_model_file_round_trip(sources, tmp_path):
+    from destructors.persistence import load_model, save_model
+
+    X, X_fresh, _ = sources
+    rot = LearnedRotation(n_steps=3, random_state=0).fit(X)
+    path = tmp_path / "learned.destructor"
+    save_model(path, rot)
+    loaded = load_model(path).model
+    assert isinstance(loaded, LearnedRotation)
+    np.testing.assert_array_equal(loaded.transform(X_fresh), rot.transform(X_fresh))
+    np.testing.assert_array_equal(loaded.objective_path_, rot.objective_path_)
