@@ -23,6 +23,7 @@ _EXPORTS = {
     "MarginalGaussianizer": "marginal",
     "GreedyRotation": "rotation",
     "ICARotation": "rotation",
+    "LearnedRotation": "learned",
     "PCARotation": "rotation",
     "RandomRotation": "rotation",
     "ScalerDestructor": "preprocessing",
@@ -34,7 +35,8 @@ _EXPORTS = {
 }
 # Modules whose classes register themselves as layers (see destructors.registry).
 LAYER_MODULES = (
-    "marginal", "rotation", "composite", "deep", "mixture", "preprocessing", "boundary",
+    "marginal", "rotation", "learned", "composite", "deep", "mixture", "preprocessing",
+    "boundary",
 )
 
 __all__ = sorted(_EXPORTS)

@@ -456,14 +456,17 @@ def _advance_block(block, layers, folded):
     return np.column_stack([X, log_det])
 
 
-def _block_pass(block, index, layers, holdout, score_at, stats, folded=0):
+def _block_pass(block, index, layers, holdout, score_at, stats, folded=0, start=None):
     """One block's contribution to a pass (see :meth:`_Stream.run`).
 
     The first ``folded`` layers are already applied in a checkpointed block;
     ``layers`` are the ones after them, and ``score_at`` counts from zero.
+    ``start`` is the block's first global row index, given when a statistic
+    ``needs_rows`` (it also receives the global indices of the training rows).
     """
     X, log_det = _split_block(block, folded)
     n = X.shape[0]
+    rows = None if start is None else np.arange(start, start + n)
     val = None
     if holdout is not None:
         fraction, seed = holdout
@@ -489,10 +492,12 @@ def _block_pass(block, index, layers, holdout, score_at, stats, folded=0):
     _check_finite_output(X, "fit")
     _check_finite_output(log_det, "fit")
     train = X if val is None else X[~val]
+    train_rows = rows if val is None or rows is None else rows[~val]
     return {
         "n": np.array([train.shape[0], n - train.shape[0]]),
         "scores": scores,
-        "stats": [s.compute(train) for s in stats],
+        "stats": [s.compute(train, train_rows) if getattr(s, "needs_rows", False)
+                  else s.compute(train) for s in stats],
         "merge": [s.merge for s in stats],
     }
 
@@ -604,11 +609,14 @@ class _Stream:
             raise _Stop
         layers = self._layers_task(self.layers[self.folded :])
         score_at = frozenset(self.pending)
+        starts = [None] * len(self.blocks)
+        if any(getattr(s, "needs_rows", False) for s in stats):
+            starts = self._block_starts()
         parts = [
             dask.delayed(_block_pass, pure=False)(
-                b, i, layers, self.holdout, score_at, stats, self.folded
+                b, i, layers, self.holdout, score_at, stats, self.folded, start
             )
-            for i, b in enumerate(self.blocks)
+            for i, (b, start) in enumerate(zip(self.blocks, starts, strict=True))
         ]
         while len(parts) > 1:
             parts = [
@@ -629,6 +637,16 @@ class _Stream:
         if score_at:
             self.on_scores()
         return result["stats"]
+
+    def _block_starts(self):
+        """The first global row index of every block (for statistics that need rows)."""
+        sizes = self.source.chunks[0]
+        if any(np.isnan(c) for c in sizes):
+            raise ValueError(
+                "This fit needs the Dask array's chunk sizes (it samples rows by global "
+                "index); call X.compute_chunk_sizes() first."
+            )
+        return [int(v) for v in np.cumsum((0,) + tuple(sizes))[:-1]]
 
     def _check_counts(self, n_train, n_val):
         if self.holdout is not None and (n_val < 1 or n_train < 2):

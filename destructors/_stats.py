@@ -456,3 +456,136 @@ def kl_to_normal(result, grid, image=0):
         entropy = -np.sum(p * np.log(p / width)) + (p.size - 1) / (2.0 * n)
         kl[j] = -entropy + _HALF_LOG_2PI + 0.5 * second[j]
     return np.maximum(kl, 0.0)
+
+
+# Constants of the splitmix64 finalizer (Steele, Lea & Flood 2014): a
+# bijective mixing of 64-bit integers whose outputs look uniform.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def row_keys(rows, seed):
+    """Seeded pseudo-random 64-bit keys of global row indices.
+
+    A row's key depends only on its index and the seed, so the rows with
+    the smallest keys are the same subsample however the data are split
+    into blocks (see :class:`RowSample`).
+
+    Parameters
+    ----------
+    rows : ndarray of int
+        Global row indices (non-negative).
+    seed : int
+        Seed, in ``[0, 2**63)``.
+
+    Returns
+    -------
+    keys : ndarray of uint64
+        One key per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import row_keys
+    >>> bool((row_keys(np.arange(5), 0) == row_keys(np.arange(5), 0)).all())
+    True
+    """
+    x = np.asarray(rows, dtype=np.uint64) + np.full(1, seed, dtype=np.uint64) * _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1  # uint64 arrays wrap modulo 2**64
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+def sample_rows(rows, size, seed):
+    """The ``size`` rows of ``rows`` with the smallest keys, in increasing order.
+
+    A uniform random subset without replacement (all rows when there are at
+    most ``size``). Equal keys (a 64-bit collision) are ordered by row index,
+    so the choice is never left to chance.
+
+    Parameters
+    ----------
+    rows : ndarray of int
+        Global row indices, without repeats.
+    size : int
+        Rows to keep.
+    seed : int
+        Seed of :func:`row_keys`.
+
+    Returns
+    -------
+    chosen : ndarray of int
+        Sorted subset of ``rows``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import sample_rows
+    >>> sample_rows(np.arange(10), 3, seed=0).size
+    3
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size <= size:
+        return np.sort(rows)
+    order = np.lexsort((rows, row_keys(rows, seed)))
+    return np.sort(rows[order[:size]])
+
+
+class RowSample:
+    """A seeded subsample of at most ``size`` rows, chosen by global row index.
+
+    A row is kept when its key (:func:`row_keys` of its index in the whole
+    data) is among the ``size`` smallest: the bottom-k sample, which merges
+    exactly, so the kept rows, and their order (by index), do not depend on
+    how the data are split into blocks. It needs each block's global row
+    indices (``needs_rows``); the result equals
+    ``Y[sample_rows(np.arange(n), size, seed)]`` on the whole data.
+
+    Parameters
+    ----------
+    size : int
+        Rows to keep.
+    seed : int
+        Seed of the keys.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import RowSample, sample_rows
+    >>> Y = np.random.default_rng(0).normal(size=(100, 2))
+    >>> stat = RowSample(10, seed=3)
+    >>> parts = [stat.compute(Y[i:i + 30], np.arange(i, min(i + 30, 100)))
+    ...          for i in range(0, 100, 30)]
+    >>> merged = parts[0]
+    >>> for part in parts[1:]:
+    ...     merged = stat.merge(merged, part)
+    >>> bool(np.array_equal(merged.Y, Y[sample_rows(np.arange(100), 10, 3)]))
+    True
+    """
+
+    needs_rows = True
+
+    def __init__(self, size, seed):
+        self.size = int(size)
+        self.seed = int(seed)
+
+    def compute(self, Y, rows):
+        """The block's candidates: its rows with the smallest keys."""
+        keep = np.searchsorted(rows, sample_rows(rows, self.size, self.seed))
+        return RowSampleStats(np.asarray(rows, dtype=np.int64)[keep], Y[keep])
+
+    def merge(self, a, b):
+        """The rows of two blocks' samples with the smallest keys."""
+        rows = np.concatenate([a.rows, b.rows])
+        order = np.argsort(rows, kind="stable")
+        rows, Y = rows[order], np.concatenate([a.Y, b.Y])[order]
+        keep = np.searchsorted(rows, sample_rows(rows, self.size, self.seed))
+        return RowSampleStats(rows[keep], Y[keep])
+
+
+class RowSampleStats(NamedTuple):
+    """Global indices (increasing) and values of the sampled rows."""
+
+    rows: np.ndarray
+    Y: np.ndarray

@@ -150,7 +150,7 @@ def layer_names(kind):
     --------
     >>> from destructors.registry import layer_names
     >>> sorted(layer_names("rotation"))
-    ['greedy', 'ica', 'pca', 'random']
+    ['greedy', 'ica', 'learned', 'pca', 'random']
     """
     return [e.name for e in registered_layers(kind)]
 
