@@ -1,16 +1,22 @@
 """Numeric tables in and out: CSV and ``.npy`` files, written atomically.
 
-:func:`read_table` reads a CSV file (header row optional, delimiter
-guessed) or a ``.npy`` array into a float64 matrix, and says in one line
-which line and column is wrong when the file holds anything but finite
-numbers (:class:`TableError`). :func:`write_table` writes rows as CSV with
+:func:`read_table` reads a CSV file (plain or gzip-compressed; header row
+optional, delimiter and decimal mark guessed, the index column of
+``DataFrame.to_csv()`` skipped) or a ``.npy`` array into a float64 matrix,
+and says in one line which line and column is wrong when the file holds
+anything but finite numbers (:class:`TableError`). CSV is parsed by pandas'
+C parser; a cell it did not read as a finite number, or a row of the wrong
+width, is then found again in the file by a record-by-record pass (the
+standard :mod:`csv` module) that counts lines, so messages name the line
+in the file. :func:`write_table` writes rows as CSV with
 full precision, or as ``.npy``. Every file is written to a temporary file
 beside its target and renamed into place (:func:`atomic_output`), so a
 failure never leaves a partial file; :func:`check_output_path` refuses, before
 any work, an output that cannot be written or that is one of the inputs.
 
-Only NumPy and the standard library are imported, so the command line
-stays quick to start.
+Only NumPy and the standard library are imported with this module;
+pandas is imported when a CSV file is read, so the command line stays
+quick to start.
 """
 
 import codecs
@@ -310,6 +316,7 @@ class Table:
         return self.cells.shape[1]
 
     def _column(self, j):
+        """Column ``j`` (an array, or a Series of a DataFrame)."""
         if isinstance(self.cells, np.ndarray):
             return self.cells[:, j]
         return self.cells.iloc[:, j]
@@ -345,8 +352,7 @@ class Table:
             bad = ~np.isfinite(X)
             if bad.any():
                 i, j = (int(k[0]) for k in np.nonzero(bad))
-                column = names[j] if names else str(indices[j])
-                self._raise_bad(i, j, indices, names, columns, X[i, j].item(), column)
+                self._raise_bad(i, j, indices, names, columns, X[i, j].item())
             return X, names
         X = np.empty((self.cells.shape[0], len(indices)), dtype=np.float64)
         first_bad = None  # (row, position in the selection)
@@ -360,12 +366,11 @@ class Table:
                 X[:, j] = values
         if first_bad is not None:
             i, j = first_bad
-            value = self._column(indices[j]).iloc[i] if hasattr(self.cells, "iloc") else (
-                self.cells[i, indices[j]].item())
+            value = np.asarray(self._column(indices[j]), dtype=object)[i]
             self._raise_bad(i, j, indices, names, columns, value)
         return X, names
 
-    def _raise_bad(self, i, j, indices, names, columns, value, column=None):
+    def _raise_bad(self, i, j, indices, names, columns, value):
         """Raise the TableError for the cell in row ``i``, selected column ``j``."""
         column = names[j] if names else str(indices[j])
         where = f"{self.source}: row {i}, column {column}"
@@ -568,6 +573,9 @@ def _parse(buffer, **options):
     """pandas' C parser on ``buffer`` with the options every read shares."""
     import pandas as pd
 
+    if tuple(int(part) for part in re.findall(r"\d+", pd.__version__)[:2]) < (3, 1):
+        # Before pandas 3.1 only this converter reads every float back exactly.
+        options.setdefault("float_precision", "round_trip")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed chunks: checked later
         return pd.read_csv(
@@ -628,7 +636,7 @@ def _read_csv(path, header, delimiter, decimal):
     for j in range(n_columns):
         column = frame.iloc[:, j]
         if column.dtype.kind not in "biuf":
-            empty |= np.asarray(column.map(lambda v: v == "" or v is None), dtype=bool)
+            empty |= np.asarray(column.to_numpy(dtype=object) == "", dtype=bool)
     if empty.any():
         found = find(np.flatnonzero(empty).tolist())
         for row in sorted(found):
