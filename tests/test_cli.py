@@ -375,9 +375,11 @@ def test_transform_and_inverse_transform_round_trip(files, tmp_path, capsys):
     shuffled = tmp_path / "shuffled.csv"
     with open(shuffled, "w") as f:
         f.write("log_det,z1,note,z0\n")
-        f.writelines(f"{d!r},{z1!r},7,{z0!r}\n" for (z0, z1), d in zip(Z, log_det, strict=True))
+        rows = zip(Z.tolist(), log_det.tolist(), strict=True)
+        f.writelines(f"{d!r},{z1!r},7,{z0!r}\n" for (z0, z1), d in rows)
     again = tmp_path / "again.npy"
-    assert _run(["inverse-transform", files["model"], shuffled, "-o", again], capsys)[0] == 0
+    status, _, err = _run(["inverse-transform", files["model"], shuffled, "-o", again], capsys)
+    assert status == 0, err
     np.testing.assert_array_equal(np.load(again), np.load(back))
     argv = ["inverse-transform", files["model"], latent, "--columns", "z0,z1", "-o", again]
     assert _run(argv, capsys)[0] == 0
