@@ -87,10 +87,31 @@ class OutputPathError(ValueError):
 _GZIP_MAGIC = b"\x1f\x8b"
 _SCAN_BYTES = 1 << 22  # chunk of the first pass over a CSV file
 _PEEK_ROWS = 50  # rows read as text to guess the header and the decimal mark
-# A line that is blank or a comment: skipped when it starts a record.
-_COMMENT_LINE = re.compile(rb"(?:\A|(?<=[\r\n]))[ \t]*#[^\r\n]*(?:\r\n|\r|\n)?")
+_LINE_END = re.compile(rb"[\r\n]")
 _COMMA_NUMBER = re.compile(r"[+-]?(?:\d+,\d*|,\d+)(?:[eE][+-]?\d+)?")
 _POINT_NUMBER = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _comment_lines(data, first_only=False):
+    """``(start, end)`` of each comment line of ``data``: ``#`` after nothing but blanks.
+
+    ``data`` starts at the start of a line; ``end`` is where the line's end
+    of line begins. A search from one ``#`` to the next (a regular
+    expression anchored at line starts is many times slower).
+    """
+    spans, at = [], data.find(b"#")
+    while at >= 0:
+        start = at
+        while start and data[start - 1] in b" \t":
+            start -= 1
+        if start == 0 or data[start - 1] in b"\r\n":
+            match = _LINE_END.search(data, at)
+            spans.append((start, match.start() if match else len(data)))
+            if first_only:
+                break
+            at = spans[-1][1]
+        at = data.find(b"#", at + 1)
+    return spans
 
 
 def _is_number(text, decimal="."):
@@ -445,30 +466,33 @@ class _CsvSource:
         with self.open() as handle:
             while True:
                 chunk = self._decompress(lambda: handle.read(_SCAN_BYTES))
-                try:
-                    decoder.decode(chunk, final=not chunk)
-                except UnicodeDecodeError:
-                    raise TableError(
-                        f"{self.name}: not a text CSV file (use .npy for binary arrays)."
-                    ) from None
-                if not chunk:
-                    break
+                # ASCII is UTF-8: decode only chunks that may not be (or that
+                # finish a character the previous chunk began).
+                if not chunk or not chunk.isascii() or decoder.getstate()[0]:
+                    try:
+                        decoder.decode(chunk, final=not chunk)
+                    except UnicodeDecodeError:
+                        raise TableError(
+                            f"{self.name}: not a text CSV file (use .npy for binary arrays)."
+                        ) from None
                 if b"\0" in chunk:
                     raise TableError(f"{self.name}: not a text CSV file (it holds NUL bytes).")
                 quotes = quotes or b'"' in chunk
-                # Whole lines only; the unfinished one waits for the next chunk.
-                cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
-                lines, tail = tail + chunk[:cut], chunk[cut:] if cut else tail + chunk
-                if not cut:
+                # Whole lines only (tail + chunk up to its last line end); the
+                # unfinished line waits for the next chunk, or the end.
+                cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1 if chunk else len(chunk)
+                if chunk and not cut:
+                    tail += chunk
                     continue
-                if first is None:
-                    first = _first_line(lines.decode("utf-8-sig", "replace"))
-                comments = comments or (b"#" in lines and _COMMENT_LINE.search(lines))
-            if tail:
-                if first is None:
-                    first = _first_line(tail.decode("utf-8-sig", "replace"))
-                comments = comments or (b"#" in tail and _COMMENT_LINE.search(tail))
-        return first or "", bool(comments), quotes
+                if first is None or (not comments and (b"#" in chunk or b"#" in tail)):
+                    lines = tail + chunk[:cut] if chunk else tail
+                    if first is None:
+                        first = _first_line(lines.decode("utf-8-sig", "replace")) or None
+                    comments = comments or bool(_comment_lines(lines, first_only=True))
+                if not chunk:
+                    break
+                tail = chunk[cut:]
+        return first or "", comments, quotes
 
     def text(self):
         """A text file object on the contents (UTF-8, a byte-order mark dropped)."""
@@ -518,13 +542,19 @@ def _first_line(text):
 def _without_comment_lines(source, delimiter, quotes):
     """The CSV text with its comment lines dropped, for the parser (which keeps them).
 
-    Without quotes every line starts a record, and a regular expression
-    does it; with quotes, a line inside a quoted field is kept, so the
-    records are followed one by one.
+    Without quotes every line starts a record, and each comment line is
+    emptied (the parser skips blank lines); with quotes, a line inside a
+    quoted field is kept, so the records are followed one by one.
     """
     if not quotes:
         with source.open() as handle:
-            return io.BytesIO(_COMMENT_LINE.sub(b"", handle.read()))
+            data = handle.read()
+        kept, end = [], 0
+        for start, stop in _comment_lines(data):
+            kept.append(data[end:start])
+            end = stop
+        kept.append(data[end:])
+        return io.BytesIO(b"".join(kept))
     out = io.StringIO()
     with source.text() as handle:
         for _, _, raw in _iter_records(handle, delimiter, source.name):
