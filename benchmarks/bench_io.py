@@ -16,11 +16,11 @@ time to the error message, which finds the cell's line again in the file).
 Every measurement runs in a fresh Python process (``python -P``, so that
 only ``PYTHONPATH`` decides which version is imported): the time of the
 read alone (imports, pandas' too, excluded), and the peak resident memory of the process
-(``ru_maxrss``) next to its resident memory just before the read, so that
+(``VmHWM``) next to its resident memory just before the read, so that
 the difference is what the read itself held at its peak. Each case is run
 ``--repeats`` times; the table shows the fastest time and the largest
 peak. References: ``pandas.read_csv(path)`` on the same file, and, with
-``--baseline``, the earlier ``read_table``.
+``--baseline``, the earlier ``read_table``. Linux only (``/proc``).
 
 ``destructors --help`` is timed as ``python -m destructors --help`` in a
 fresh process (median of 5), and the modules it imported are checked for
@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Runs in a child process: READ is a Python expression of ``path``.
 _CHILD = r"""
-import json, os, resource, sys, time
+import json, os, sys, time
 import numpy as np
 {imports}
 path = sys.argv[1]
@@ -59,7 +59,10 @@ try:
 except ValueError as exc:
     error = str(exc)
 elapsed = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM: the peak of this process's own memory (ru_maxrss would include
+# the parent's, which it keeps across exec).
+with open("/proc/self/status") as f:
+    peak = next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
 print(json.dumps({{"seconds": elapsed, "peak": peak, "before": before, "error": error}}))
 """
 

@@ -85,7 +85,7 @@ class OutputPathError(ValueError):
 # -- reading -------------------------------------------------------------------
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_SCAN_BYTES = 1 << 22  # chunk of the first pass over a CSV file
+_SCAN_BYTES = 1 << 20  # chunk of the first pass over a CSV file
 _PEEK_ROWS = 50  # rows read as text to guess the header and the decimal mark
 _LINE_END = re.compile(rb"[\r\n]")
 _COMMA_NUMBER = re.compile(r"[+-]?(?:\d+,\d*|,\d+)(?:[eE][+-]?\d+)?")
@@ -465,7 +465,10 @@ class _CsvSource:
         first, comments, quotes, tail = None, False, False, b""
         with self.open() as handle:
             while True:
-                chunk = self._decompress(lambda: handle.read(_SCAN_BYTES))
+                if self.gzipped:
+                    chunk = self._decompress(lambda: handle.read(_SCAN_BYTES))
+                else:
+                    chunk = handle.read(_SCAN_BYTES)
                 # ASCII is UTF-8: decode only chunks that may not be (or that
                 # finish a character the previous chunk began).
                 if not chunk or not chunk.isascii() or decoder.getstate()[0]:
@@ -486,8 +489,11 @@ class _CsvSource:
                     continue
                 if first is None or (not comments and (b"#" in chunk or b"#" in tail)):
                     lines = tail + chunk[:cut] if chunk else tail
-                    if first is None:
-                        first = _first_line(lines.decode("utf-8-sig", "replace")) or None
+                    if first is None:  # (the first 64 KB hold it, unless they are comments)
+                        first = _first_line(lines[:1 << 16].decode("utf-8-sig", "replace"))
+                        if not first.endswith(("\n", "\r")) and len(lines) > 1 << 16:
+                            first = _first_line(lines.decode("utf-8-sig", "replace"))
+                        first = first or None
                     comments = comments or bool(_comment_lines(lines, first_only=True))
                 if not chunk:
                     break
@@ -554,12 +560,12 @@ def _without_comment_lines(source, delimiter, quotes):
             kept.append(data[end:start])
             end = stop
         kept.append(data[end:])
-        return io.BytesIO(b"".join(kept))
+        return b"".join(kept)
     out = io.StringIO()
     with source.text() as handle:
         for _, _, raw in _iter_records(handle, delimiter, source.name):
             out.write(raw)
-    return io.BytesIO(out.getvalue().encode("utf-8"))
+    return out.getvalue().encode("utf-8")
 
 
 def _records_finder(source, delimiter, offset):
@@ -632,8 +638,10 @@ def _read_csv(path, header, delimiter, decimal):
     if not first_line.strip():
         raise TableError(f"{source.name}: no data rows.")
 
+    cleaned = _without_comment_lines(source, delimiter, quotes) if comments else None
+
     def parse(**options):
-        buffer = _without_comment_lines(source, delimiter, quotes) if comments else source.open()
+        buffer = source.open() if cleaned is None else io.BytesIO(cleaned)
         try:
             with buffer:
                 return _parse(buffer, sep=delimiter, **options)
