@@ -13,7 +13,10 @@ Subcommands::
 
 This module is a thin shell: tables are read and written by
 :mod:`destructors.io`, model files by :mod:`destructors.persistence`, and
-the model options of ``fit`` are generated from RBIG's own parameters.
+the model options of ``fit`` are generated from RBIG's own parameters when
+``fit`` runs (or shows its help), so that ``destructors --help`` and the
+other commands start without importing scikit-learn or Numba until they
+need a model.
 Every data-writing command writes CSV to standard output, or to ``-o OUT``
 (CSV, or ``.npy`` when ``OUT`` ends in ``.npy``). Outputs are checked
 before any work, written last, to a temporary file renamed into place, so
@@ -57,10 +60,13 @@ examples:
   destructors plot model.destructor data.csv -o model.png
 
 INPUT is a CSV file (header row optional, detected automatically; numeric
-columns only, no missing values) or a .npy array; '-' reads CSV from
-standard input. A model file (.destructor) holds JSON and NumPy arrays and
-loads without running code; a pickle (-o NAME.joblib) loads only with
---trust-pickle, because unpickling runs code from the file.
+columns only, no missing values; gzip-compressed or not; ';' with decimal
+commas is recognised; the unnamed index column DataFrame.to_csv() writes is
+skipped) or a .npy array; '-' reads CSV from standard input. A model file
+(.destructor) holds JSON and NumPy arrays and loads without running code; a
+pickle (-o NAME.joblib) loads only with --trust-pickle, because unpickling
+runs code from the file. inverse-transform reads back what transform writes
+(with or without --log-det): it picks the columns z0, z1, ... by name.
 """
 
 _TRUST_HELP = (
@@ -74,7 +80,36 @@ class UserError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line, status 2."""
+    """An argument parser whose usage errors are one line, status 2.
+
+    :meth:`defer` adds arguments only when this parser is used (to parse or
+    to show its help), so that building the whole command line imports
+    nothing heavy: ``fit``'s model options come from RBIG, which imports
+    scikit-learn and Numba.
+    """
+
+    _deferred = None
+
+    def defer(self, add_arguments):
+        """Call ``add_arguments(self)`` before this parser first parses or formats help."""
+        self._deferred = add_arguments
+
+    def _add_deferred(self):
+        add_arguments, self._deferred = self._deferred, None
+        if add_arguments is not None:
+            add_arguments(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._add_deferred()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self):
+        self._add_deferred()
+        return super().format_help()
+
+    def format_usage(self):
+        self._add_deferred()
+        return super().format_usage()
 
     def error(self, message):
         line = " ".join(f"{self.prog}: error: {message}".split())
@@ -85,6 +120,8 @@ class _Parser(argparse.ArgumentParser):
 # -- models -------------------------------------------------------------------
 
 _HEADER = {"auto": None, "yes": True, "no": False}
+# The column transform --log-det adds (inverse-transform leaves it out).
+_LOG_DET = "log_det"
 
 
 def _load_model(args):
@@ -119,26 +156,35 @@ def _load_model(args):
 
 
 def _read_input(args):
-    return Table.from_file(args.input, _HEADER[args.input_header], args.delimiter)
+    return Table.from_file(args.input, _HEADER[args.input_header], args.delimiter, args.decimal)
 
 
-def _read_for_model(args, model, columns, by_name=True):
-    """Read INPUT and check its width against the model."""
+def _read_for_model(args, model, wanted):
+    """Read INPUT and check its width against the model.
+
+    Without --columns, the columns named ``wanted`` are picked by name when
+    the header has them all (the model's data columns, or the latent
+    columns ``transform`` writes).
+    """
     table = _read_input(args)
     selected = _split(args.columns)
-    if selected is None and by_name and columns and table.names is not None:
-        # Fitted on named columns: pick them by name when the header has them.
-        if set(columns) <= set(table.names):
-            selected = list(columns)
+    if selected is None and wanted and table.names is not None:
+        if set(wanted) <= set(table.names):
+            selected = list(wanted)
     X, _ = table.select(selected)
     n_expected = model.n_features_in_
     if X.shape[1] != n_expected:
-        hint = f" ({', '.join(columns)})" if columns else ""
+        hint = f" ({', '.join(wanted)})" if wanted else ""
         raise UserError(
             f"{table.source}: {_plural(X.shape[1], 'column')}, but the model expects "
             f"{n_expected}{hint}; choose them with --columns."
         )
     return X
+
+
+def _latent_names(n_features):
+    """Column names of latent points, as ``transform`` writes them."""
+    return [f"z{j}" for j in range(n_features)]
 
 
 def _plural(n, word):
@@ -633,9 +679,9 @@ def _transform(args):
     model, columns = _load_model(args)
     X = _read_for_model(args, model, columns)
     Z, log_det = model.transform_log_det(X)
-    names = [f"z{j}" for j in range(Z.shape[1])]
+    names = _latent_names(Z.shape[1])
     if args.log_det:
-        Z, names = np.column_stack([Z, log_det]), [*names, "log_det"]
+        Z, names = np.column_stack([Z, log_det]), [*names, _LOG_DET]
     _write(args, target, Z, names)
     if target is not None:
         _say(args, f"transformed {len(Z)} rows: {args.output}")
@@ -649,7 +695,8 @@ def _data_names(model, columns):
 def _inverse_transform(args):
     target = _output(args, args.model, args.input)
     model, columns = _load_model(args)
-    Z = _read_for_model(args, model, columns, by_name=False)
+    # Latent columns by name: the log_det column of transform --log-det is left out.
+    Z = _read_for_model(args, model, _latent_names(model.n_features_in_))
     X = model.inverse_transform(Z)
     _write(args, target, X, _data_names(model, columns))
     if target is not None:
@@ -800,8 +847,15 @@ def _delimiter(text):
         raise argparse.ArgumentTypeError(str(exc).removeprefix("delimiter ").rstrip(".")) from None
 
 
+def _add_rbig_options(parser):
+    """``fit``'s model options, generated from RBIG's parameters (imports RBIG)."""
+    from . import RBIG
+
+    parser.set_defaults(model_flags=_add_model_options(parser, RBIG))
+
+
 def _build_parser():
-    from . import RBIG, __version__
+    from . import __version__
 
     parser = _Parser(
         prog="destructors",
@@ -834,7 +888,13 @@ def _build_parser():
         "--delimiter",
         type=_delimiter,
         help="CSV field separator of INPUT, one character ('\\t' for tab; default: the "
-        "first of ',' tab ';' in its first line)",
+        "first of ',' tab ';' in its first line, or ';' when its commas are decimal commas)",
+    )
+    reading.add_argument(
+        "--decimal",
+        choices=(".", ","),
+        help="decimal mark of INPUT's numbers (default: ',' when the delimiter is not ',' "
+        "and the first rows are written with decimal commas, else '.')",
     )
     trusting = _Parser(add_help=False)
     trusting.add_argument("--trust-pickle", action="store_true", help=_TRUST_HELP)
@@ -895,13 +955,13 @@ def _build_parser():
         metavar="MODEL",
         help="where to save the fitted model (.destructor; .joblib for a pickle)",
     )
-    flags = _add_model_options(fit, RBIG)
     fit.add_argument(
         "--progress",
         action="store_true",
         help="show per-layer progress on stderr even when it is not a terminal",
     )
-    fit.set_defaults(func=_fit, model_flags=flags)
+    fit.set_defaults(func=_fit)
+    fit.defer(_add_rbig_options)
 
     def add_model_command(name, func, help_text, description, example):
         command = sub.add_parser(
@@ -934,13 +994,16 @@ def _build_parser():
     transform.add_argument(
         "--log-det",
         action="store_true",
-        help="add a column log_det with log|det df/dx| of each row",
+        help=f"add a column {_LOG_DET} with log|det df/dx| of each row (inverse-transform "
+        "reads the z columns by name and leaves it out)",
     )
     add_model_command(
         "inverse-transform",
         _inverse_transform,
         "map latent rows back to data space",
-        "Write x = f^-1(z) for each row z of INPUT (all its columns, or --columns).",
+        "Write x = f^-1(z) for each row z of INPUT: its columns z0, z1, ... when its "
+        "header has them (as transform writes them, with or without --log-det), else all "
+        "its columns, or --columns.",
         "destructors inverse-transform model.destructor latent.csv -o back.csv",
     )
     sample = sub.add_parser(

@@ -86,6 +86,27 @@ def test_python_dash_m_help_shows_examples():
     assert "examples:" in result.stdout
 
 
+def test_help_imports_neither_numba_nor_scikit_learn():
+    # ``destructors --help`` must answer fast: the heavy modules load only in
+    # the commands that need them (fit's options come from RBIG when fit runs).
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['destructors', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('destructors', run_name='__main__', alter_sys=True)\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "heavy = {'numba', 'sklearn', 'scipy', 'pandas'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "inverse-transform" in result.stdout
+    assert result.stderr.strip() == "[]"
+
+
 @pytest.mark.parametrize(
     "command", ["demo", "fit", "score", "transform", "inverse-transform", "sample", "info"]
 )
@@ -253,6 +274,50 @@ def test_fit_reads_semicolon_and_tab_separated_files(tmp_path, capsys):
         assert load_model(out).columns == ["a", "b"]
 
 
+def test_gzip_decimal_comma_and_index_column_files_give_the_same_model(files, tmp_path, capsys):
+    import gzip
+
+    pd = pytest.importorskip("pandas")
+    X = files["X"]
+    frame = pd.DataFrame(X, columns=["x", "y"])
+    variants = {}
+    variants["gzip"] = tmp_path / "data.csv.gz"
+    variants["gzip"].write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    variants["decimal comma"] = tmp_path / "eu.csv"
+    frame.to_csv(variants["decimal comma"], sep=";", decimal=",", index=False)
+    variants["index column"] = tmp_path / "indexed.csv"
+    frame.to_csv(variants["index column"])  # an unnamed first column: the index
+    expected = _model(files).score_samples(X)
+    models = {}
+    for name, path in variants.items():
+        model = tmp_path / f"{name.replace(' ', '-')}.destructor"
+        status, _, err = _run(["fit", path, *FIT_OPTIONS, "-o", model], capsys)
+        assert status == 0, (name, err)
+        assert load_model(model).columns == ["x", "y"], name
+        models[name] = load_model(model).model
+        status, out, err = _run(["score", files["model"], path], capsys)
+        assert status == 0, (name, err)
+        np.testing.assert_array_equal(_read_csv(out, from_text=True)[1][:, 0], expected)
+    reference = models.pop("gzip").score_samples(X)
+    for model in models.values():  # the same numbers in: the same model out
+        np.testing.assert_array_equal(model.score_samples(X), reference)
+
+
+def test_the_decimal_option(tmp_path, capsys):
+    path = tmp_path / "eu.csv"
+    # The guess reads the first 50 rows: integers only there, so '.' is assumed.
+    rows = [f"{i};{i % 7}" for i in range(60)] + [f"{i};{i},25" for i in range(30)]
+    path.write_text("a;b\n" + "\n".join(rows) + "\n")
+    model = tmp_path / "m.destructor"
+    status, _, err = _run(["fit", path, *FIT_OPTIONS, "-o", model], capsys)
+    assert status == 1 and "line 62, column 'b' has '0,25'" in err and "--decimal ," in err
+    assert not model.exists()
+    status, _, err = _run(["fit", path, "--decimal", ",", *FIT_OPTIONS, "-o", model], capsys)
+    assert status == 0, err
+    status, _, err = _run(["fit", path, "--decimal", ";", "-o", model], capsys)
+    assert status == 2 and "--decimal" in err
+
+
 # -- score, transform, inverse-transform, sample ------------------------------------
 
 
@@ -302,10 +367,29 @@ def test_transform_and_inverse_transform_round_trip(files, tmp_path, capsys):
     np.testing.assert_array_equal(values[:, :2], Z)
     np.testing.assert_array_equal(values[:, 2], log_det)
 
+    # The latent columns are read by name: log_det is left out without --columns.
     back = tmp_path / "back.npy"
-    argv = ["inverse-transform", files["model"], latent, "--columns", "z0,z1", "-o", back]
-    assert _run(argv, capsys)[0] == 0
+    assert _run(["inverse-transform", files["model"], latent, "-o", back], capsys)[0] == 0
     np.testing.assert_allclose(np.load(back), files["X"], atol=1e-8)
+    # Any column order and extra columns; --columns still chooses by hand.
+    shuffled = tmp_path / "shuffled.csv"
+    with open(shuffled, "w") as f:
+        f.write("log_det,z1,note,z0\n")
+        rows = zip(Z.tolist(), log_det.tolist(), strict=True)
+        f.writelines(f"{d!r},{z1!r},7,{z0!r}\n" for (z0, z1), d in rows)
+    again = tmp_path / "again.npy"
+    status, _, err = _run(["inverse-transform", files["model"], shuffled, "-o", again], capsys)
+    assert status == 0, err
+    np.testing.assert_array_equal(np.load(again), np.load(back))
+    argv = ["inverse-transform", files["model"], latent, "--columns", "z0,z1", "-o", again]
+    assert _run(argv, capsys)[0] == 0
+    np.testing.assert_array_equal(np.load(again), np.load(back))
+    # Without a header nothing names the columns: the width is refused in one line.
+    plain = tmp_path / "plain.csv"
+    argv = ["transform", files["model"], files["csv"], "--log-det", "--no-header", "-o", plain]
+    assert _run(argv, capsys)[0] == 0
+    status, _, err = _run(["inverse-transform", files["model"], plain], capsys)
+    assert status == 1 and "3 columns, but the model expects 2" in err
 
 
 def test_sample_count_names_and_seed(files, tmp_path, capsys):

@@ -1,6 +1,8 @@
 """Tests of table reading and writing (``destructors.io``)."""
 
+import io
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -194,3 +196,134 @@ def test_check_output_path_refuses_an_input_by_any_name(tmp_path):
     if os.path.exists("/dev/null"):
         with pytest.raises(OutputPathError, match="not a regular file"):
             check_output_path("/dev/null")
+
+
+# -- gzip, decimal commas, the pandas index column ----------------------------------
+
+
+def test_gzip_files_read_like_plain_ones_and_name_lines_of_the_text(tmp_path):
+    import gzip
+
+    X = np.random.default_rng(1).normal(size=(300, 3))
+    plain = tmp_path / "data.csv"
+    write_table(plain, X, ["a", "b", "c"])
+    zipped = tmp_path / "data.csv.gz"
+    zipped.write_bytes(gzip.compress(plain.read_bytes()))
+    Y, names = read_table(zipped)
+    np.testing.assert_array_equal(Y, X)
+    assert names == ["a", "b", "c"]
+    # Recognised by its contents, whatever the name.
+    other = tmp_path / "data.txt"
+    other.write_bytes(zipped.read_bytes())
+    np.testing.assert_array_equal(read_table(other)[0], X)
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(gzip.compress(b"a,b\n1,2\n3,4\n5,x\n"))
+    with pytest.raises(TableError, match="line 4, column 'b' has 'x'"):
+        read_table(bad)
+    (tmp_path / "fake.csv.gz").write_text("a,b\n1,2\n")
+    with pytest.raises(TableError, match="not gzip-compressed"):
+        read_table(tmp_path / "fake.csv.gz")
+    (tmp_path / "cut.csv.gz").write_bytes(zipped.read_bytes()[:-20])
+    with pytest.raises(TableError, match="not a readable gzip file"):
+        read_table(tmp_path / "cut.csv.gz")
+
+
+def test_decimal_commas_with_semicolons_are_guessed_and_exact(tmp_path):
+    X = np.random.default_rng(2).normal(size=(200, 2)) * [1e-5, 1e5]
+    rows = [";".join(repr(v).replace(".", ",") for v in row) for row in X.tolist()]
+    with_header = _csv(tmp_path, "u;v\n" + "\n".join(rows) + "\n", "eu.csv")
+    Y, names = read_table(with_header)
+    np.testing.assert_array_equal(Y, X)
+    assert names == ["u", "v"]
+    # No header: the first line's commas stand between digits, so ';' separates.
+    Y, names = read_table(_csv(tmp_path, "\n".join(rows) + "\n", "plain.csv"))
+    np.testing.assert_array_equal(Y, X)
+    assert names is None
+
+
+def test_the_decimal_mark_can_be_given_and_a_wrong_one_is_named(tmp_path):
+    # Integers first: the guess sees no decimal comma, and the message says what to do.
+    path = _csv(tmp_path, "a;b\n1;2\n3;4,5\n")
+    with pytest.raises(TableError, match=r"line 3, column 'b' has '4,5'.*--decimal ,"):
+        read_table(path, decimal=".")
+    assert read_table(path, decimal=",")[0].tolist() == [[1.0, 2.0], [3.0, 4.5]]
+    with pytest.raises(TableError, match="also the delimiter"):
+        read_table(_csv(tmp_path, "a,b\n1,2\n", "c.csv"), delimiter=",", decimal=",")
+    with pytest.raises(TableError, match="must be '.' or ','"):
+        read_table(path, decimal=";")
+    # A point-decimal ';' file keeps its points.
+    assert read_table(_csv(tmp_path, "a;b\n1.5;2\n", "p.csv"))[0].tolist() == [[1.5, 2.0]]
+
+
+def test_the_index_column_of_dataframe_to_csv_is_skipped(tmp_path):
+    pd = pytest.importorskip("pandas")
+    X = np.random.default_rng(3).normal(size=(50, 3))
+    named = pd.DataFrame(X, columns=["p", "q", "r"], index=np.arange(50) * 7 + 3)
+    path = tmp_path / "named.csv"
+    named.to_csv(path)
+    Y, names = read_table(path)
+    np.testing.assert_array_equal(Y, X)
+    assert names == ["p", "q", "r"]
+    # Indices count the columns after the index; a bad cell names its column.
+    assert read_table(path, columns=["0"])[0][:, 0].tolist() == X[:, 0].tolist()
+    # Default column names (0, 1, 2) still make the first row a header.
+    path = tmp_path / "unnamed.csv"
+    pd.DataFrame(X).to_csv(path)
+    Y, names = read_table(path)
+    np.testing.assert_array_equal(Y, X)
+    assert names == ["0", "1", "2"]
+    text = path.read_text().splitlines()
+    text[5] = text[5].rsplit(",", 1)[0] + ",oops"
+    path.write_text("\n".join(text) + "\n")
+    with pytest.raises(TableError, match="line 6, column '2' has 'oops'"):
+        read_table(path)
+
+
+def test_a_short_row_is_refused_even_in_columns_not_selected(tmp_path):
+    # pandas pads a short row with empty fields; the row's width is checked in the file.
+    path = _csv(tmp_path, "x,y,label\n1,2,a\n3,4\n5,6,\n")
+    with pytest.raises(TableError, match="line 3: 2 fields where the header has 3"):
+        read_table(path, columns=["x", "y"])
+    ok = _csv(tmp_path, "x,y,label\n1,2,a\n5,6,\n", "ok.csv")
+    assert read_table(ok, columns=["x", "y"])[0].tolist() == [[1.0, 2.0], [5.0, 6.0]]
+
+
+def test_comment_lines_with_old_mac_line_ends_and_inside_quotes(tmp_path):
+    X, names = read_table(_csv(tmp_path, "# c\rx,y\r1,2\r# c\r3,4\r"))
+    assert names == ["x", "y"] and X.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    # A '#' line inside a quoted field is part of the field, not a comment.
+    path = tmp_path / "q.csv"
+    path.write_bytes(b'a,"b\n# not a comment"\n# a comment\n1,2\n')
+    X, names = read_table(path)
+    assert names == ["a", "b\n# not a comment"] and X.tolist() == [[1.0, 2.0]]
+    # A '#' after data on a line is data (an error), never a silent end of the line.
+    with pytest.raises(TableError, match="has '2#x'"):
+        read_table(_csv(tmp_path, "x,y\n1,2#x\n", "hash.csv"))
+
+
+def test_a_bad_cell_deep_in_a_large_file_names_its_line(tmp_path):
+    X = np.random.default_rng(4).normal(size=(60_000, 4))  # several scan chunks
+    path = tmp_path / "big.csv"
+    write_table(path, X, ["a", "b", "c", "d"])
+    lines = path.read_text().splitlines()
+    lines.insert(100, "# a comment line, counted")
+    lines[45_000] = lines[45_000].replace(",", ",inf,", 1).rsplit(",", 1)[0]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TableError, match="line 45001, column 'b' has 'inf'"):
+        read_table(path)
+
+
+def test_reading_csv_from_standard_input_gzip_or_not(tmp_path, monkeypatch):
+    import gzip
+
+    text = b"x,y\n1.5,2\n3,4\n"
+    for data in (text, gzip.compress(text)):
+        path = tmp_path / "in.bin"
+        path.write_bytes(data)
+        with open(path, "rb") as raw, io.TextIOWrapper(raw) as stdin:
+            monkeypatch.setattr(sys, "stdin", stdin)
+            X, names = read_table("-")
+        assert names == ["x", "y"] and X.tolist() == [[1.5, 2.0], [3.0, 4.0]]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("1,2\n3,x\n"))
+    with pytest.raises(TableError, match="standard input line 2, column '1' has 'x'"):
+        read_table("-")
