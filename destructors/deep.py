@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import metadata_routing
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
@@ -433,6 +434,11 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
     >>> model.n_layers_ <= 5
     True
     """
+
+    # ``callback`` is an argument of this call, not data to route through a
+    # meta-estimator: declaring it unused keeps scikit-learn from generating a
+    # ``set_fit_request`` method for it.
+    __metadata_request__fit = {"callback": metadata_routing.UNUSED}
 
     _parameter_constraints: dict = {
         "layer": [None, BaseDestructor],

@@ -67,6 +67,7 @@ sphinx_gallery_conf = {
 # any that is missing, so a new export cannot be left undocumented.
 _PUBLIC_MODULES = (
     "destructors.information",
+    "destructors.progress",
     "destructors.plotting",
     "destructors.persistence",
     "destructors.io",
