@@ -37,6 +37,8 @@ parent's map in place of the layer's own.
 
 import functools
 import numbers
+import os
+import sys
 import warnings
 import weakref
 
@@ -287,6 +289,30 @@ class FeatureWarning(UserWarning):
         return named
 
 
+# Frames in these folders are the library's (and scikit-learn's wrappers of
+# fit); a warning is attributed to the first frame outside them.
+_INTERNAL_DIRS = tuple(
+    os.path.dirname(os.path.abspath(path)) + os.sep
+    for path in (__file__, sys.modules["sklearn"].__file__)
+)
+
+
+def caller_stacklevel():
+    """``stacklevel`` that points a warning at the user's line.
+
+    The depth from a warning to the user's call differs by path (a subclass
+    overriding ``fit``, the Dask dispatch, scikit-learn's fit context), so it
+    is counted, not written down: the first frame outside this package and
+    scikit-learn, as seen from the function that calls ``warnings.warn``.
+    """
+    frame = sys._getframe(2)
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _report_once(caught, names, X):
     """Re-issue recorded warnings once each, features named where they are columns.
 
@@ -305,8 +331,7 @@ def _report_once(caught, names, X):
             key = (type(message), str(message))
         if key not in seen:
             seen.add(key)
-            # 4: this function, fit, the Dask dispatch, _fit_context: the caller.
-            warnings.warn(message, stacklevel=5)
+            warnings.warn(message, stacklevel=caller_stacklevel())
 
 
 class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):

@@ -12,7 +12,13 @@ from sklearn.utils import metadata_routing
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
-from .base import BaseDestructor, check_random_state, spawn_seeds, standard_normal_log_pdf
+from .base import (
+    BaseDestructor,
+    caller_stacklevel,
+    check_random_state,
+    spawn_seeds,
+    standard_normal_log_pdf,
+)
 from .composite import ChainMixin, CompositeDestructor, check_layers
 from .discrete import check_continuous, describe_discreteness
 from .marginal import MarginalGaussianizer
@@ -623,7 +629,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
                 f"{type(self).__name__} stopped at max_layers={self.max_layers} while the "
                 "last layer still improved the fit; raise max_layers for a better model.",
                 ConvergenceWarning,
-                stacklevel=7,  # the user's call of fit
+                stacklevel=caller_stacklevel(),
             )
         n_keep = max(result.n_keep, 1)
         layers = result.layers[:n_keep]
