@@ -13,10 +13,12 @@ import importlib
 
 # Public name -> the module that defines it.
 _EXPORTS = {
+    "AutoDestructor": "auto",
     "BaseDestructor": "base",
     "CompositeDestructor": "composite",
     "DeepDestructor": "deep",
     "RBIG": "deep",
+    "GaussianDestructor": "gaussian",
     "GaussianMixtureDestructor": "mixture",
     "MarginalGaussianizer": "marginal",
     "GreedyRotation": "rotation",
@@ -29,7 +31,7 @@ _EXPORTS = {
     "total_correlation": "information",
 }
 # Modules whose classes register themselves as layers (see destructors.registry).
-LAYER_MODULES = ("marginal", "rotation", "composite", "deep", "mixture")
+LAYER_MODULES = ("marginal", "rotation", "composite", "deep", "mixture", "gaussian", "auto")
 
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
