@@ -61,6 +61,7 @@ class GaussianDestructor(_LinearDestructor):
     >>> from scipy.stats import multivariate_normal
     >>> from destructors import GaussianDestructor
     >>> X = np.random.default_rng(0).normal(size=(40, 10))
+    >>> X[:, 1:] += X[:, :1]  # correlated features, 40 rows in 10-D
     >>> g = GaussianDestructor().fit(X)
     >>> 0.0 < g.shrinkage_ < 1.0
     True
