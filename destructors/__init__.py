@@ -13,12 +13,14 @@ import importlib
 
 # Public name -> the module that defines it.
 _EXPORTS = {
+    "AutoDestructor": "auto",
     "BaseDestructor": "base",
     "Boundary": "boundary",
     "CompositeDestructor": "composite",
     "DeepDestructor": "deep",
     "DestructorOutlierDetector": "outlier",
     "RBIG": "deep",
+    "GaussianDestructor": "gaussian",
     "GaussianMixtureDestructor": "mixture",
     "MarginalGaussianizer": "marginal",
     "GreedyRotation": "rotation",
@@ -35,8 +37,8 @@ _EXPORTS = {
 }
 # Modules whose classes register themselves as layers (see destructors.registry).
 LAYER_MODULES = (
-    "marginal", "rotation", "learned", "composite", "deep", "mixture", "preprocessing",
-    "boundary",
+    "marginal", "rotation", "learned", "composite", "deep", "mixture", "gaussian",
+    "preprocessing", "boundary", "auto",
 )
 
 __all__ = sorted(_EXPORTS)

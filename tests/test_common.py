@@ -26,7 +26,7 @@ from example_layers import (
 )
 from sklearn.exceptions import ConvergenceWarning
 
-from destructors import RBIG, CompositeDestructor, DeepDestructor
+from destructors import RBIG, CompositeDestructor, DeepDestructor, GaussianDestructor
 from destructors._fused import AffineStep, FusedProgram
 from destructors._stats import Moments
 from destructors.base import BaseDestructor, fused_steps
@@ -71,8 +71,12 @@ def _small_model(cls):
                 )
             required[name] = _REQUIRED_MODEL_ARGUMENTS[name]()
     model = cls(**required)
-    if "max_layers" in model.get_params(deep=False):
+    params = model.get_params(deep=False)
+    if "max_layers" in params:
         model.set_params(max_layers=_MAX_LAYERS)
+    if "candidates" in params:  # a model choice (AutoDestructor): two small candidates
+        model.set_params(candidates=[GaussianDestructor(),
+                                     RBIG(max_layers=_MAX_LAYERS)])
     return model
 
 
