@@ -187,8 +187,10 @@ class ArraySource:
 
     def fit(self, layer, should_stop=None):
         """Fit ``layer`` on the current rows, push them through it, return it."""
-        X_before = self.X
-        self.X, ld = layer._fit_forward(self.X)
+        X_before = self.X if self.measure is not None else None
+        # Hand the rows over (no reference kept here), so the layer's
+        # composite can free them once its first step has read them.
+        self.X, ld = layer._fit_forward(self._take_rows())
         if not self.track:
             return layer
         self.log_det += ld
@@ -205,12 +207,17 @@ class ArraySource:
         self._records.append(LayerRecord(train, val, tc))
         return layer
 
+    def _take_rows(self):
+        X, self.X = self.X, None
+        return X
+
     def records(self):
         """Records of the layers fitted so far, in order."""
         return self._records
 
     def finish(self, n_layers):
-        """Nothing is pending in memory."""
+        """Nothing is pending in memory; the rows are released (a refit has its own)."""
+        self.X = self.X_val = None
 
     def describe(self, i):
         """One progress line for layer ``i``."""
@@ -467,10 +474,9 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
             X_val, X_fit = X[perm[:n_val]], X[perm[n_val:]]
             if duplicated:  # (hashing every row costs memory: only when needed)
                 _warn_shared_rows(X_fit, X_val)
-        return self._stack(
-            seeds, ArraySource(X_fit, X_val), lambda: ArraySource(X, track=False),
-            early_stopping,
-        )
+        search = ArraySource(X_fit, X_val)
+        del X_fit, X_val  # the source replaces its rows layer by layer: let them go
+        return self._stack(seeds, search, lambda: ArraySource(X, track=False), early_stopping)
 
     def _check_discreteness(self, X, rng):
         """The library's policy for tied and duplicated rows (destructors.discrete).

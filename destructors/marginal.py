@@ -442,7 +442,8 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
                 gaussian_knots(X_sorted[:, j], n_knots, self.smoothing)
                 for j in range(X.shape[1])
             ]
-        n_unique = 1 + np.count_nonzero(np.diff(X_sorted, axis=0) > 0, axis=0)
+        # Column by column: a difference array of all columns would be another copy.
+        n_unique = np.array([1 + np.count_nonzero(col[1:] > col[:-1]) for col in X_sorted.T])
         self._warn_degenerate(n_unique, n)
         return self._set_knots(knots)
 

@@ -20,6 +20,8 @@ from .registry import register_layer
 
 # Rows GreedyRotation scores its candidates on, at most (see its docstring).
 _SCORE_SUBSAMPLE = 20_000
+# Rows per block of PCARotation's covariance.
+_COV_BLOCK = 65_536
 
 
 class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
@@ -152,8 +154,15 @@ class PCARotation(_LinearDestructor):
 
     def _fit(self, X):
         mean = X.mean(axis=0)
+        d = X.shape[1]
+        cov = np.zeros((d, d))
+        # Co-moments of centred blocks of rows: a copy of one block at a time,
+        # not of all the data (np.cov of centred data holds two).
         with np.errstate(over="ignore", invalid="ignore"):
-            cov = np.cov(X - mean, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+            for start in range(0, X.shape[0], _COV_BLOCK):
+                centred = X[start:start + _COV_BLOCK] - mean
+                cov += centred.T @ centred
+            cov /= X.shape[0]
         return self._fit_moments(mean, cov)
 
     def _fit_stream(self, stream):
