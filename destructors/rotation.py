@@ -155,6 +155,10 @@ class PCARotation(_LinearDestructor):
     def _fit(self, X):
         mean = X.mean(axis=0)
         d = X.shape[1]
+        if X.shape[0] <= _COV_BLOCK:  # (small: the copies cost little)
+            with np.errstate(over="ignore", invalid="ignore"):
+                cov = np.cov(X - mean, rowvar=False, bias=True).reshape(d, d)
+            return self._fit_moments(mean, cov)
         cov = np.zeros((d, d))
         # Co-moments of centred blocks of rows: a copy of one block at a time,
         # not of all the data (np.cov of centred data holds two).

@@ -145,3 +145,14 @@ def test_deep_fit_is_deterministic_and_independent_of_thread_count():
         numba.set_num_threads(previous)
     np.testing.assert_array_equal(scores[0], scores[1])
     np.testing.assert_array_equal(scores[0], scores[2])
+
+
+def test_pca_covariance_from_blocks_matches_numpy():
+    from destructors import rotation
+
+    X = skewed_data(rotation._COV_BLOCK + 5000, 3, seed=11)
+    layer = PCARotation().fit(X)
+    expected = np.cov(X, rowvar=False, bias=True)
+    Q = layer.matrix_
+    np.testing.assert_allclose(Q @ expected @ Q.T, np.diag(layer.explained_variance_),
+                               atol=1e-10 * expected.max())
