@@ -19,9 +19,18 @@ the tables give each worker's peak above its idle size, also in units of one
 block (``chunk`` rows x 10 features x 8 bytes). The source is never
 persisted: every pass regenerates the blocks, as a re-read of files would.
 The table is written to ``benchmarks/results/dask.md``.
+
+``--deep`` runs the depth test instead: a 200-layer damped fit (RBIG
+defaults, ``damping=0.3``, greedy rotations, ``early_stopping=False,
+tol=None`` so the depth is fixed) with the rows pushed through each new
+layer persisted on the cluster (``DESTRUCTORS_DASK_PERSIST``, default on),
+reporting passes per layer and the seconds per layer of layers 1-50 against
+151-200: with persistence the total time is linear in the depth. Its table
+goes to ``benchmarks/results/dask_deep.md``.
 """
 
 import argparse
+import os
 import platform
 import threading
 import time
@@ -35,6 +44,7 @@ from distributed import Client, LocalCluster
 from destructors import RBIG
 
 RESULTS = Path(__file__).parent / "results" / "dask.md"
+RESULTS_DEEP = Path(__file__).parent / "results" / "dask_deep.md"
 N_FEATURES = 10
 
 
@@ -143,6 +153,82 @@ def quality_check(model, n_rows, chunk, n_test):
     return model.score(X_test), eager.score(X_test), seconds
 
 
+def deep_phase(client, n_rows, chunk, n_layers):
+    """A fixed-depth damped fit; (passes, seconds) of every layer and the peak memory."""
+    X = lazy_data(n_rows, chunk, seed=1)
+    model = RBIG(max_layers=n_layers, early_stopping=False, tol=None, random_state=0, verbose=1)
+    with PeakMemory(client) as mem:
+        start = time.perf_counter()
+        model.fit(X)
+        seconds = time.perf_counter() - start
+    return model, seconds, mem
+
+
+def _window(log, lo, hi):
+    """Mean passes and seconds per layer of layers ``lo..hi`` (1-based, inclusive)."""
+    part = log[lo - 1:hi]
+    return (sum(p for p, _ in part) / len(part), sum(s for _, s in part) / len(part))
+
+
+def deep_main(args):
+    """The depth test (``--deep``): time per layer must not grow with depth."""
+    block_mib = _mib(args.chunk * N_FEATURES * 8)
+    data_mib = _mib(args.fit_rows * (N_FEATURES + 1) * 8)
+    persist = os.environ.get("DESTRUCTORS_DASK_PERSIST", "1") != "0"
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+        dashboard_address=None, memory_limit=args.memory_limit,
+    ) as cluster, Client(cluster) as client:
+        warm = RBIG(max_layers=2, early_stopping=False, random_state=0)
+        warm.fit(lazy_data(20_000, 10_000, seed=0))
+        model, seconds, mem = deep_phase(client, args.fit_rows, args.chunk, args.layers)
+    log = model._fit_log
+    q = max(1, len(log) // 4)
+    windows = [(1, q), (len(log) - q + 1, len(log))]
+    lines = [
+        "# Dask depth benchmark",
+        "",
+        f"Machine: {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, {platform.machine()}; "
+        "LocalCluster of 2 worker processes x 1 thread on 127.0.0.1, memory limit "
+        f"{args.memory_limit} per worker; load average before / after: "
+        f"{args.load_before} / {' '.join(f'{v:.2f}' for v in os.getloadavg())}. "
+        "Other jobs were running on the machine, so times are indicative; the ratio "
+        "of the two windows is what counts.",
+        f"Fit: {args.fit_rows:,} x {N_FEATURES} rows in blocks of {args.chunk:,} "
+        f"({block_mib:.0f} MiB), `RBIG(max_layers={args.layers}, early_stopping=False, "
+        "tol=None)` (defaults otherwise: damping 0.3, greedy rotations); rows after "
+        f"each layer persisted: {'yes' if persist else 'no (DESTRUCTORS_DASK_PERSIST=0)'}"
+        f" (the persisted copy, rows plus a log-det column: {data_mib:.0f} MiB).",
+        "",
+        "| layers | passes per layer | seconds per layer |",
+        "|---|---:|---:|",
+    ]
+    for lo, hi in windows:
+        passes, secs = _window(log, lo, hi)
+        lines.append(f"| {lo}-{hi} | {passes:.2f} | {secs:.2f} |")
+    ratio = _window(log, *windows[1])[1] / _window(log, *windows[0])[1]
+    lines += [
+        f"| all {len(log)} | {sum(p for p, _ in log) / len(log):.2f} | "
+        f"{sum(s for _, s in log) / len(log):.2f} |",
+        "",
+        f"Total {seconds:.1f} s for {len(log)} layers; seconds per layer, last window / "
+        f"first window: {ratio:.2f} (1.0 is linear total time; replaying all earlier "
+        "layers would make it grow with depth).",
+        "",
+        "Peak memory above idle per worker: "
+        + ", ".join(f"{_mib(v):.0f} MiB" for v in mem.peaks.values()) + ".",
+        "",
+        "Passes of the first 5 layers: " + ", ".join(str(p) for p, _ in log[:5]) + ".",
+        "",
+    ]
+    RESULTS_DEEP.parent.mkdir(exist_ok=True)
+    RESULTS_DEEP.write_text("\n".join(lines))
+    print("\n".join(lines))
+    print(f"written to {RESULTS_DEEP}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -151,7 +237,17 @@ def main(argv=None):
     parser.add_argument("--chunk", type=int, default=500_000, help="rows per block")
     parser.add_argument("--layers", type=int, default=5)
     parser.add_argument("--test-rows", type=int, default=1_000_000)
+    parser.add_argument("--deep", action="store_true",
+                        help="the depth test: a 200-layer damped fit (see the docstring)")
+    parser.add_argument("--memory-limit", default="8GiB", help="per worker (--deep)")
     args = parser.parse_args(argv)
+    if args.deep:
+        args.load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        if args.layers == 5:
+            args.layers = 200
+        if args.quick:
+            args.fit_rows, args.chunk, args.layers = 100_000, 25_000, 20
+        return deep_main(args)
     if args.quick:
         args.fit_rows, args.score_rows, args.chunk = 400_000, [200_000, 1_000_000], 100_000
         args.layers, args.test_rows = 3, 100_000

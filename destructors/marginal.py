@@ -9,6 +9,7 @@ from scipy.special import ndtri
 from sklearn.base import OneToOneFeatureMixin
 
 from ._compat import Interval, StrOptions
+from ._fitkernels import interp_pair
 from ._fused import MarginalStep
 from ._kernels import bucket_table, piecewise_linear
 from ._stats import Histograms, feature_histograms
@@ -29,9 +30,25 @@ def _silverman_spread(std, q1, q3):
     return min(std, (q3 - q1) / 1.349) if q3 > q1 else std
 
 
+def _sorted_quantile(x_sorted, q):
+    """``np.quantile(x_sorted, q)`` (its default, linear method) of sorted data.
+
+    The same virtual index and the same two-sided interpolation as NumPy's,
+    so the same number, without NumPy's partition of an already sorted copy.
+    """
+    n = x_sorted.shape[0]
+    index = n * q + (1.0 + q * -1.0) - 1.0  # NumPy's index for alpha = beta = 1
+    below = min(max(int(np.floor(index)), 0), n - 1)
+    above = min(below + 1, n - 1)
+    t = index - below
+    a, b = x_sorted[below], x_sorted[above]
+    diff = b - a
+    return b - diff * (1.0 - t) if t >= 0.5 else a + diff * t
+
+
 def _silverman_scale(x_sorted):
     """Silverman's spread of a sorted sample."""
-    q1, q3 = np.quantile(x_sorted, [0.25, 0.75])
+    q1, q3 = _sorted_quantile(x_sorted, 0.25), _sorted_quantile(x_sorted, 0.75)
     return _silverman_spread(x_sorted.std(), q1, q3)
 
 
@@ -55,8 +72,8 @@ def _knots_from_cdf(x, cdf, sf, n, n_knots, bandwidth):
     if bandwidth > 0:
         xk = xk[starts]
         shifted = xk[:, None] - bandwidth * _GH_NODES
-        cdf_k = np.interp(shifted, x, cdf, left=0.0, right=1.0) @ _GH_WEIGHTS
-        sf_k = np.interp(shifted, x, sf, left=1.0, right=0.0) @ _GH_WEIGHTS
+        cdf_s, sf_s = interp_pair(shifted, x, cdf, sf, (0.0, 1.0), (1.0, 0.0))
+        cdf_k, sf_k = cdf_s @ _GH_WEIGHTS, sf_s @ _GH_WEIGHTS
         tiny = np.finfo(np.float64).tiny
         zk = np.where(
             cdf_k < 0.5, ndtri(np.maximum(cdf_k, tiny)), -ndtri(np.maximum(sf_k, tiny))
@@ -425,7 +442,8 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
                 gaussian_knots(X_sorted[:, j], n_knots, self.smoothing)
                 for j in range(X.shape[1])
             ]
-        n_unique = 1 + np.count_nonzero(np.diff(X_sorted, axis=0) > 0, axis=0)
+        # Column by column: a difference array of all columns would be another copy.
+        n_unique = np.array([1 + np.count_nonzero(col[1:] > col[:-1]) for col in X_sorted.T])
         self._warn_degenerate(n_unique, n, X_sorted)
         return self._set_knots(knots)
 

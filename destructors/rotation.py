@@ -12,11 +12,16 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin
 from sklearn.decomposition import FastICA
 
 from ._compat import Interval, StrOptions
-from ._entropy import marginal_kl_to_normal
+from ._fitkernels import marginal_kl, rotate, rotated_marginal_kl
 from ._fused import AffineStep, FusedProgram
 from ._stats import Grid, Histograms, Moments, kl_to_normal
-from .base import BaseDestructor, check_random_state
+from .base import BaseDestructor, check_random_state, fused_steps
 from .registry import register_layer
+
+# Rows GreedyRotation scores its candidates on, at most (see its docstring).
+_SCORE_SUBSAMPLE = 20_000
+# Rows per block of PCARotation's covariance.
+_COV_BLOCK = 65_536
 
 
 class _LinearDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
@@ -149,8 +154,19 @@ class PCARotation(_LinearDestructor):
 
     def _fit(self, X):
         mean = X.mean(axis=0)
+        d = X.shape[1]
+        if X.shape[0] <= _COV_BLOCK:  # (small: the copies cost little)
+            with np.errstate(over="ignore", invalid="ignore"):
+                cov = np.cov(X - mean, rowvar=False, bias=True).reshape(d, d)
+            return self._fit_moments(mean, cov)
+        cov = np.zeros((d, d))
+        # Co-moments of centred blocks of rows: a copy of one block at a time,
+        # not of all the data (np.cov of centred data holds two).
         with np.errstate(over="ignore", invalid="ignore"):
-            cov = np.cov(X - mean, rowvar=False, bias=True).reshape(X.shape[1], X.shape[1])
+            for start in range(0, X.shape[0], _COV_BLOCK):
+                centred = X[start:start + _COV_BLOCK] - mean
+                cov += centred.T @ centred
+            cov /= X.shape[0]
         return self._fit_moments(mean, cov)
 
     def _fit_stream(self, stream):
@@ -395,7 +411,14 @@ class GreedyRotation(_LinearDestructor):
     n_random : int, default=4
         Number of Haar-random candidate rotations besides PCA.
     random_state : int, RandomState instance or None, default=None
-        Seed of the random candidates.
+        Seed of the random candidates and of the scoring subsample.
+    subsample : int, default=20_000
+        Maximum number of rows the candidates are scored on: larger inputs
+        are scored on a seeded subsample without replacement (the candidates
+        are always fitted on every row). The score's noise at 20,000 rows is
+        about a thousandth of a nat per feature, below the gaps that decide
+        the choice (see ``benchmarks/results/fit.md``); scoring costs
+        ``O(min(n, subsample))`` whatever the size of the data.
 
     Attributes
     ----------
@@ -426,15 +449,55 @@ class GreedyRotation(_LinearDestructor):
     _parameter_constraints: dict = {
         "n_random": [Interval(numbers.Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
+        "subsample": [Interval(numbers.Integral, 2, None, closed="left")],
     }
 
-    def __init__(self, n_random=4, random_state=None):
+    def __init__(self, n_random=4, random_state=None, subsample=_SCORE_SUBSAMPLE):
         self.n_random = n_random
         self.random_state = random_state
+        self.subsample = subsample
 
     def _fit(self, X):
-        candidates = [PCARotation()] + self._random_candidates()
-        return self._choose(candidates, score_candidates(candidates, X))
+        self._fit_scored(X, keep_output=False)
+        return self
+
+    def _fit_forward(self, X):
+        # The winner's rotated rows are kept from the scoring when it covered
+        # every row; either way bit-for-bit its _forward (destructors._fitkernels).
+        self._validate_params()
+        self.n_features_in_ = X.shape[1]
+        Z = self._fit_scored(X, keep_output=True)
+        if Z is None:  # scored on a subsample: rotate every row once, on one thread
+            Z = rotate(X, self.matrix_, self.shift_)
+        log_det = np.zeros(X.shape[0])
+        log_det += self.log_det_  # as the fused affine step accumulates it
+        return Z, log_det
+
+    def _fit_scored(self, X, keep_output):
+        """Fit the candidates on all rows, score them on a seeded subsample, keep the best.
+
+        Returns the winner's output on ``X`` when ``keep_output`` and every
+        row was scored, else None.
+        """
+        rng = check_random_state(self.random_state)
+        d = X.shape[1]
+        pca = PCARotation()
+        pca.n_features_in_ = d
+        candidates = [pca._fit(X)]
+        random = self._random_candidates(rng)
+        if random:
+            # One check of the data for all random candidates, not one each.
+            _check_rotatable(X, type(self).__name__)
+        for candidate in random:
+            Q = candidate._draw(d)
+            candidates.append(RandomRotation.from_matrix(Q, None, Q.T, **candidate.get_params()))
+        rows = None
+        if X.shape[0] > self.subsample:
+            # Drawn after the candidates' seeds, so they do not depend on it.
+            rows = np.sort(rng.choice(X.shape[0], self.subsample, replace=False))
+        scores, Z = _score_fitted(candidates, X, rows, keep_output and rows is None)
+        self._choose(candidates, scores)
+        return Z
 
     def _fit_stream(self, stream):
         """Two passes: moments for the PCA candidate, then every candidate's histograms."""
@@ -459,9 +522,9 @@ class GreedyRotation(_LinearDestructor):
         stream.append(self, bounds=(result.min[best], result.max[best]),
                       hist=(grids[best], result.image(best)))
 
-    def _random_candidates(self):
-        """The unfitted random candidates, each with its own seed."""
-        rng = check_random_state(self.random_state)
+    def _random_candidates(self, rng=None):
+        """The unfitted random candidates, each with its own seed (from ``rng``)."""
+        rng = check_random_state(self.random_state) if rng is None else rng
         return [
             RandomRotation(random_state=seed)
             for seed in rng.randint(0, 2**31 - 1, size=self.n_random)
@@ -506,7 +569,15 @@ def score_candidates(candidates, X, rows=None):
     after a marginal Gaussianization all structure is total correlation, and
     this is the part a rotation exposes for the next marginal step to remove
     (the greedy gain). Scoring on other rows than all of them (``rows``)
-    keeps the winner's luck out of a later measurement on the rest.
+    keeps the winner's luck out of a later measurement on the rest, and
+    scoring on a bounded subsample keeps the cost independent of ``n``.
+
+    Candidates whose fitted map is one affine step (every rotation here)
+    are rotated and scored in one compiled pass for all of them
+    (:func:`destructors._fitkernels.rotated_marginal_kl`); any other layer
+    through its own ``_forward``. The scores equal
+    ``marginal_kl_to_normal(candidate.transform(X[rows])).sum()`` to
+    rounding.
 
     Parameters
     ----------
@@ -531,15 +602,27 @@ def score_candidates(candidates, X, rows=None):
     >>> len(scores)
     2
     """
-    scores = []
     for candidate in candidates:
-        if rows is None:
-            Z, _ = candidate._fit_forward(X)
-        else:
-            candidate.fit(X)
-            Z, _ = candidate._forward(X[rows])
-        scores.append(float(marginal_kl_to_normal(Z).sum()))
-    return scores
+        candidate._validate_params()
+        candidate.n_features_in_ = X.shape[1]
+        candidate._fit(X)
+    return [float(s) for s in _score_fitted(candidates, X, rows)[0]]
+
+
+def _score_fitted(candidates, X, rows=None, keep_best=False):
+    """Scores of fitted candidates on ``X[rows]``, and the first best's output if asked."""
+    steps = [fused_steps(c) for c in candidates]
+    if all(s is not None and len(s) == 1 and isinstance(s[0], AffineStep) for s in steps):
+        steps = [s[0] for s in steps]
+        result = rotated_marginal_kl(
+            X, np.stack([s.matrix for s in steps]), np.stack([s.pre for s in steps]),
+            np.stack([s.post for s in steps]), rows=rows, keep_best=keep_best,
+        )
+        return result if keep_best else (result, None)
+    part = X if rows is None else X[rows]
+    outputs = [c._forward(part)[0] for c in candidates]
+    scores = np.array([marginal_kl(Z).sum() for Z in outputs])
+    return scores, (outputs[int(np.argmax(scores))] if keep_best else None)
 
 
 def _check_unmixable(X, name):

@@ -1,0 +1,158 @@
+"""Fit-side kernels: one-pass candidate scoring and the marginal fit's helpers.
+
+Each kernel is checked against its NumPy reference: the scores against
+``marginal_kl_to_normal`` of the rotated rows, the rotation against the fused
+affine step (bit for bit), the quantile and the paired interpolation against
+``np.quantile`` and ``np.interp`` (exactly), so the fitted maps are the ones
+the NumPy path gives.
+"""
+
+import numba
+import numpy as np
+import pytest
+from _helpers import skewed_data
+
+from destructors import RBIG, GreedyRotation, PCARotation, RandomRotation
+from destructors._entropy import marginal_kl_to_normal
+from destructors._fitkernels import (
+    _score_all_parallel,
+    _score_all_serial,
+    interp_pair,
+    marginal_kl,
+    rotate,
+    rotated_marginal_kl,
+)
+from destructors.marginal import _sorted_quantile
+from destructors.rotation import score_candidates
+
+
+def _candidates(X, n_random=3):
+    fitted = [PCARotation().fit(X)] + [RandomRotation(random_state=s).fit(X)
+                                       for s in range(n_random)]
+    return (fitted, np.stack([c.matrix_ for c in fitted]), np.stack([c.shift_ for c in fitted]))
+
+
+@pytest.mark.parametrize("rows", [None, "subset"])
+def test_scores_match_the_numpy_reference(rows):
+    X = skewed_data(3000, 4, seed=1)
+    fitted, mats, shifts = _candidates(X)
+    idx = None if rows is None else np.sort(np.random.default_rng(0).choice(3000, 700, False))
+    scores, best = rotated_marginal_kl(X, mats, shifts, rows=idx, keep_best=True)
+    part = X if idx is None else X[idx]
+    expected = [marginal_kl_to_normal(c.transform(part)).sum() for c in fitted]
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+    # The kept rows are the winner's own output, bit for bit.
+    np.testing.assert_array_equal(best, fitted[int(np.argmax(expected))].transform(part))
+
+
+def test_rotate_is_the_fused_affine_step_bit_for_bit():
+    X = skewed_data(2000, 5, seed=2)
+    for layer in (PCARotation().fit(X), RandomRotation(random_state=4).fit(X)):
+        np.testing.assert_array_equal(rotate(X, layer.matrix_, layer.shift_), layer.transform(X))
+
+
+def test_marginal_kl_matches_the_reference_and_flags_constant_columns():
+    Z = skewed_data(5000, 3, seed=3)
+    np.testing.assert_allclose(marginal_kl(Z), marginal_kl_to_normal(Z), rtol=1e-12)
+    Z[:, 1] = 2.0
+    assert np.isinf(marginal_kl(Z)[1]) and np.isinf(marginal_kl_to_normal(Z)[1])
+
+
+def test_parallel_and_serial_scoring_agree_exactly():
+    X = skewed_data(4000, 6, seed=4)
+    _, mats, shifts = _candidates(X, n_random=4)
+    rows = np.zeros(0, np.int64)
+    out = []
+    for kernel in (_score_all_serial, _score_all_parallel):
+        scores, best = np.empty(5), np.empty(X.shape)
+        kernel(X, rows, mats, shifts, np.zeros_like(shifts), 64, True, scores, best)
+        out.append((scores, best))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_array_equal(out[0][1], out[1][1])
+
+
+def test_sorted_quantile_is_numpys():
+    rng = np.random.default_rng(5)
+    for n in [2, 3, 4, 5, 7, 10, 101, 1000, 4097]:
+        x = np.sort(rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 3))
+        for q in (0.25, 0.75):
+            assert _sorted_quantile(x, q) == np.quantile(x, q)
+
+
+def test_interp_pair_is_two_numpy_interps():
+    rng = np.random.default_rng(6)
+    x = np.sort(np.round(rng.standard_normal(500), 1))  # ties, as in rounded data
+    f = (np.arange(500) + 0.5) / 500
+    s = np.concatenate([rng.standard_normal((40, 24)).ravel() * 2.0, x[::7]])
+    fs, gs = interp_pair(s, x, f, 1.0 - f, (0.0, 1.0), (1.0, 0.0))
+    np.testing.assert_array_equal(fs, np.interp(s, x, f, left=0.0, right=1.0))
+    np.testing.assert_array_equal(gs, np.interp(s, x, 1.0 - f, left=1.0, right=0.0))
+
+
+def test_score_candidates_keeps_its_meaning_for_any_layer():
+    # A candidate that is not one affine step goes through its own _forward.
+    from destructors import CompositeDestructor, MarginalGaussianizer
+
+    X = skewed_data(1500, 3, seed=7)
+    rows = np.arange(0, 1500, 2)
+    odd = CompositeDestructor([MarginalGaussianizer(), PCARotation()])
+    scores = score_candidates([PCARotation(), odd], X, rows)
+    fitted = [PCARotation().fit(X), odd]
+    expected = [marginal_kl_to_normal(c.transform(X[rows])).sum() for c in fitted]
+    np.testing.assert_allclose(scores, expected, rtol=1e-12)
+
+
+def _square(n, seed):
+    """Independent uniforms rotated by 30 degrees: PCA's axes are arbitrary,
+    the rotation back to the square's sides exposes two uniform marginals."""
+    t = np.pi / 6
+    R = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    return np.random.default_rng(seed).uniform(-1, 1, size=(n, 2)) @ R.T
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_subsample_scoring_picks_the_full_winner_on_clear_cases(seed):
+    X = _square(30_000, seed)
+    full = GreedyRotation(n_random=6, random_state=seed, subsample=10**9).fit(X)
+    sub = GreedyRotation(n_random=6, random_state=seed, subsample=3000).fit(X)
+    gap = np.sort(full.candidate_scores_)[-1] - np.sort(full.candidate_scores_)[-2]
+    assert gap > 0.01  # a clear case: the best candidate wins by a margin
+    np.testing.assert_array_equal(sub.matrix_, full.matrix_)
+    # The subsample scores estimate the same quantities.
+    np.testing.assert_allclose(sub.candidate_scores_, full.candidate_scores_, atol=0.02)
+
+
+@pytest.mark.parametrize("n", [1500, 6000])
+def test_greedy_fit_output_is_its_transform(n):
+    X = skewed_data(n, 3, seed=8)
+    layer = GreedyRotation(random_state=0, subsample=3000)
+    Z, log_det = layer._fit_forward(X)
+    np.testing.assert_array_equal(Z, layer.transform(X))
+    np.testing.assert_array_equal(log_det, layer.transform_log_det(X)[1])
+
+
+def test_deep_fit_is_deterministic_and_independent_of_thread_count():
+    X = skewed_data(25_000, 3, seed=9)  # above the scoring subsample
+    X_test = skewed_data(500, 3, seed=10)
+    scores = []
+    previous = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS), 1):
+            numba.set_num_threads(threads)
+            model = RBIG(max_layers=4, early_stopping=False, tol=None, random_state=0).fit(X)
+            scores.append(model.score_samples(X_test))
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(scores[0], scores[1])
+    np.testing.assert_array_equal(scores[0], scores[2])
+
+
+def test_pca_covariance_from_blocks_matches_numpy():
+    from destructors import rotation
+
+    X = skewed_data(rotation._COV_BLOCK + 5000, 3, seed=11)
+    layer = PCARotation().fit(X)
+    expected = np.cov(X, rowvar=False, bias=True)
+    Q = layer.matrix_
+    np.testing.assert_allclose(Q @ expected @ Q.T, np.diag(layer.explained_variance_),
+                               atol=1e-10 * expected.max())
