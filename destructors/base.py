@@ -23,6 +23,9 @@ read through :func:`capability`, never guessed from a class:
 - ``_output_bounds(box, max_sq_norm) -> (lo, hi) or None``: a box that holds
   the outputs of inputs inside ``box`` (or of norm at most
   ``sqrt(max_sq_norm)``), so a stream can skip a min/max pass.
+- ``_log_density(X) -> log p(x)``: ``log N(f(x)) + log|det J_f(x)|`` of
+  validated rows without storing ``f(x)`` (``score_samples`` then needs
+  memory for its result only).
 
 A capability describes the map of the class that defines it: a subclass
 that overrides ``_forward``/``_inverse`` (or ``_fit``, for the statistics
@@ -89,6 +92,7 @@ _DESCRIBES = {
     "_fused_steps": ("_forward", "_inverse"),
     "_fit_stream": ("_fit", "_fit_forward", "_forward", "_inverse"),
     "_output_bounds": ("_forward",),
+    "_log_density": ("_forward",),
 }
 
 
@@ -99,7 +103,7 @@ def capability(layer, name):
     ----------
     layer : BaseDestructor
         Any destructor.
-    name : {"_fused_steps", "_fit_stream", "_output_bounds"}
+    name : {"_fused_steps", "_fit_stream", "_output_bounds", "_log_density"}
         The capability (see the module docstring).
 
     Returns
@@ -391,9 +395,15 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             Natural-log density at each row, float64.
         """
-        Z, log_det = self.transform_log_det(X)
-        with np.errstate(over="ignore", invalid="ignore"):  # reported below
-            log_density = standard_normal_log_pdf(Z) + log_det
+        score = capability(self, "_log_density")
+        if score is None:
+            Z, log_det = self.transform_log_det(X)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                log_density = standard_normal_log_pdf(Z) + log_det
+        else:  # scored chunk by chunk: the latent array is never stored
+            Xv = self._validate(X)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                log_density = score(Xv)
         _check_finite_output(log_density, "score_samples")
         return log_density
 
