@@ -15,6 +15,15 @@ fused with others; only the log-det sum is associated differently (to
 rounding). Without that, a value computed one ulp differently could land
 across a knot, where the map's slope jumps.
 
+The kernel holds each chunk feature-major in scratch that every parallel
+task allocates once, so a feature's knot search and the affine products
+(summed in the same order as a row at a time, so they vectorize along rows
+without reassociation) run over contiguous rows. Its score-only mode
+(:meth:`FusedProgram.log_density`) adds ``log N(z; 0, I)`` to each row's
+log-det while the chunk is in cache and never stores the latent rows.
+A row's result depends on nothing but the row: not on the chunk size, the
+task split or the thread count.
+
 Knots are stored flat, each step padded only to its own width, so a
 program of one wide step (one knot per sample) and many narrow ones costs
 the sum of their sizes, not the widest times the number of steps.

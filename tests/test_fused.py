@@ -6,6 +6,7 @@ CI also runs this file with ``NUMBA_DISABLE_JIT=1`` (small arrays).
 import pickle
 import threading
 
+import numba
 import numpy as np
 import pytest
 from sklearn.datasets import make_moons
@@ -20,6 +21,9 @@ from destructors import (
 from destructors._fused import FusedProgram
 from destructors.base import capability, fused_steps
 from destructors.composite import forward_through, inverse_through
+
+# Without the JIT (a CI run) the kernels are plain Python: keep arrays small.
+_JIT = not numba.config.DISABLE_JIT
 
 
 def _data(n, d, seed):
@@ -158,7 +162,7 @@ def _score_reference(model, X):
 
 
 def test_score_only_path_equals_scoring_the_latent_rows():
-    X = _data(3000, 3, 0)
+    X = _data(3000 if _JIT else 500, 3, 0)
     model = RBIG(max_layers=6, early_stopping=False, random_state=0).fit(X)
     X_test = np.vstack([X, _data(500, 3, 1), 30.0 * _data(20, 3, 2)])
     program = FusedProgram(fused_steps(model))
@@ -182,13 +186,11 @@ def test_score_only_path_with_a_layer_that_is_not_fused():
 
 
 def test_results_do_not_depend_on_threads_or_chunking(monkeypatch):
-    import numba
-
     from destructors import _fused
 
     model = RBIG(max_layers=4, early_stopping=False, random_state=0).fit(_data(1000, 5, 0))
     program = FusedProgram(fused_steps(model))
-    X = _data(9000, 5, 1)  # above the parallel threshold
+    X = _data(9000 if _JIT else 600, 5, 1)  # with the JIT, above the parallel threshold
     Z, log_det = program.forward(X)
     score = program.log_density(X)
     n_threads = numba.get_num_threads()
@@ -201,16 +203,18 @@ def test_results_do_not_depend_on_threads_or_chunking(monkeypatch):
         monkeypatch.setattr(_fused, "_CHUNK_ELEMENTS", elements)
         results.append((*program.forward(X), program.log_density(X)))
     # Rows split unevenly between calls, and the serial kernel.
-    parts = [program.forward(X[a:b]) for a, b in [(0, 37), (37, 4100), (4100, 9000)]]
+    n = X.shape[0]
+    parts = [program.forward(X[a:b]) for a, b in [(0, 37), (37, n // 2), (n // 2, n)]]
     results.append((np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
                     np.concatenate([program.log_density(X[a:b]) for a, b in
-                                    [(0, 1), (1, 4000), (4000, 9000)]])))
+                                    [(0, 1), (1, n // 3), (n // 3, n)]])))
     for Z_t, ld_t, score_t in results:
         np.testing.assert_array_equal(Z_t, Z)
         np.testing.assert_array_equal(ld_t, log_det)
         np.testing.assert_array_equal(score_t, score)
 
 
+@pytest.mark.skipif(not _JIT, reason="plain-Python kernels: slow, and their objects are traced")
 def test_scoring_does_not_store_the_latent_array():
     import tracemalloc
 
