@@ -302,7 +302,7 @@ def fitted_model(d, n_fit, cache):
     return model, fit_s
 
 
-def run_dimension(d, quick, cache=None, rows=None):
+def run_dimension(d, quick, cache=None, rows=None, memory_only=False):
     n = rows or ((_ROWS[d] // 20) if quick else _ROWS[d])
     model, fit_s = fitted_model(d, _N_FIT // 4 if quick else _N_FIT, cache)
     X = make_data(n, d, 1)
@@ -332,7 +332,7 @@ def run_dimension(d, quick, cache=None, rows=None):
             np.testing.assert_allclose(got[1], log_det[:5000], rtol=1e-10, atol=1e-8)
     repeat = 2
     times = {}
-    for label, fn in variants.items():
+    for label, fn in variants.items() if not memory_only else ():
         rows = n if not label.startswith("NumPy") else max(n // 10, 1000)
         times[label] = _best(lambda fn=fn, rows=rows: fn(X[:rows]), repeat) * n / rows
     memory = _score_memory(model, X)
@@ -352,13 +352,20 @@ def main(argv=None):
     parser.add_argument("--rows", type=int, default=None, help="rows to apply (all d)")
     parser.add_argument("--model-cache", default=None,
                         help="folder to pickle the fitted models in, and reuse them from")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="measure the memory of scoring only (prints, writes nothing)")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
-    results = [run_dimension(int(d), args.quick, args.model_cache, args.rows)
+    results = [run_dimension(int(d), args.quick, args.model_cache, args.rows, args.memory_only)
                for d in args.dims.split(",")]
     rows, memory_rows = [], []
     for res in results:
         t = res["times"]
+        if not t:
+            for label, peak in res["memory"].items():
+                memory_rows.append((f"{res['d']}", f"{res['n']:,}", label,
+                                    f"{peak / 2**20:.1f}", f"{peak / res['input_bytes']:.3f}"))
+            continue
         minimal = t["minimal hand-written Numba kernel"]
         naive = t["NumPy: np.interp + ndtri + matmul per layer"]
         old = t["old fused kernel (037f220)"]
@@ -386,7 +393,7 @@ def main(argv=None):
         + _table(["d", "rows", "path", "peak MiB", "x input"], memory_rows) + "\n"
     )
     print(text)
-    if not args.quick:
+    if not (args.quick or args.memory_only):
         RESULTS.parent.mkdir(exist_ok=True)
         RESULTS.write_text(text)
         print(f"written to {RESULTS}")

@@ -163,14 +163,16 @@ class ChainMixin:
         # The last run of fused layers scores its chunks in cache: no latent
         # array is stored when the whole chain is fused (the usual case).
         *head, (forward, _, log_density) = self._chain_plan()
-        log_det = np.zeros(X.shape[0])
+        log_det = 0.0  # no array unless a layer runs before the last fused run
         for step_forward, _, _ in head:
             X, ld = step_forward(X)
-            log_det += ld
+            log_det = log_det + ld
         if log_density is None:
             Z, ld = forward(X)
             return standard_normal_log_pdf(Z) + (log_det + ld)
-        return log_density(X) + log_det
+        result = log_density(X)
+        result += log_det
+        return result
 
     def _fused_steps(self):
         steps = []
