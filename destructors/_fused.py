@@ -15,6 +15,15 @@ fused with others; only the log-det sum is associated differently (to
 rounding). Without that, a value computed one ulp differently could land
 across a knot, where the map's slope jumps.
 
+The kernel holds each chunk feature-major in scratch that every parallel
+task allocates once, so a feature's knot search and the affine products
+(summed in the same order as a row at a time, so they vectorize along rows
+without reassociation) run over contiguous rows. Its score-only mode
+(:meth:`FusedProgram.log_density`) adds ``log N(z; 0, I)`` to each row's
+log-det while the chunk is in cache and never stores the latent rows.
+A row's result depends on nothing but the row: not on the chunk size, the
+task split or the thread count.
+
 Knots are stored flat, each step padded only to its own width, so a
 program of one wide step (one knot per sample) and many narrow ones costs
 the sum of their sizes, not the widest times the number of steps.
@@ -24,14 +33,16 @@ This module works on arrays only and imports no estimator.
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from numba import prange
 
 from ._kernels import _segment, bucket_table, parallel_and_serial, use_parallel
 
-# Rows per chunk: a chunk of a few hundred rows of tens of features fits in L1/L2.
-_CHUNK = 256
+# Elements per chunk: the chunk and its scratch copy (2 x 64 KiB) stay in L2.
+_CHUNK_ELEMENTS = 8192
 _MARGINAL, _AFFINE = 0, 1
+_LOG_2PI = np.log(2.0 * np.pi)
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,52 +134,88 @@ class AffineStep:
 
 def _run_steps(X, kinds, index, widths, knot_off, seg_off, n_edges, bucket_off, counts,
                lo, scale, knots_x, knots_z, slope, log_slope, buckets,
-               mats, pre, post, const_log_det, out, log_det):
+               mats, pre, post, const_log_det, chunk, n_tasks, score_only, out, log_det):
     n, d = X.shape
-    n_chunks = (n + _CHUNK - 1) // _CHUNK
-    for c in prange(n_chunks):
-        r0 = c * _CHUNK
-        r1 = min(n, r0 + _CHUNK)
-        rows = r1 - r0
-        buf = X[r0:r1].copy()
-        acc = np.zeros(rows)
-        tmp = np.empty(d)
-        for s in range(kinds.shape[0]):
-            i = index[s]
-            if kinds[s] == _MARGINAL:
-                w = widths[i]
-                o, so, bo, ne = knot_off[i], seg_off[i], bucket_off[i], n_edges[i]
-                xs = knots_x[o:o + d * w].reshape((d, w))
-                fs = knots_z[o:o + d * w].reshape((d, w))
-                sl = slope[so:so + d * (w - 1)].reshape((d, w - 1))
-                lsl = log_slope[so:so + d * (w - 1)].reshape((d, w - 1))
-                bk = buckets[bo:bo + d * ne].reshape((d, ne))
-                # Feature-major: one feature's knots stay in L1 across the chunk.
+    n_chunks = (n + chunk - 1) // chunk
+    per_task = (n_chunks + n_tasks - 1) // n_tasks
+    for task in prange(n_tasks):
+        # Scratch allocated once per task, not per chunk. A chunk is held
+        # feature-major (one feature's rows contiguous), so the knot search
+        # of a feature and the affine products run along contiguous rows.
+        buf = np.empty((d, chunk))
+        tmp = np.empty((d, chunk))
+        acc = np.empty(chunk)
+        for c in range(task * per_task, min(n_chunks, (task + 1) * per_task)):
+            r0 = c * chunk
+            rows = min(n, r0 + chunk) - r0
+            for r in range(rows):
                 for j in range(d):
-                    for r in range(rows):
-                        x = buf[r, j]
-                        k = _segment(xs, j, counts[i, j], x, lo[i, j], scale[i, j], bk)
-                        buf[r, j] = fs[j, k] + sl[j, k] * (x - xs[j, k])
-                        acc[r] += lsl[j, k]
-            else:
-                mat = mats[i]
-                for r in range(rows):
+                    buf[j, r] = X[r0 + r, j]
+                acc[r] = 0.0
+            for s in range(kinds.shape[0]):
+                i = index[s]
+                if kinds[s] == _MARGINAL:
+                    w = widths[i]
+                    o, so, bo, ne = knot_off[i], seg_off[i], bucket_off[i], n_edges[i]
+                    # One feature at a time: its knots stay in L1 across the chunk.
+                    for j in range(d):
+                        xs = knots_x[o + j * w:o + (j + 1) * w]
+                        fs = knots_z[o + j * w:o + (j + 1) * w]
+                        sl = slope[so + j * (w - 1):so + (j + 1) * (w - 1)]
+                        lsl = log_slope[so + j * (w - 1):so + (j + 1) * (w - 1)]
+                        bk = buckets[bo + j * ne:bo + (j + 1) * ne]
+                        m, lo_j, scale_j = counts[i, j], lo[i, j], scale[i, j]
+                        for r in range(rows):
+                            x = buf[j, r]
+                            k = _segment(xs, m, x, lo_j, scale_j, bk)
+                            buf[j, r] = fs[k] + sl[k] * (x - xs[k])
+                            acc[r] += lsl[k]
+                else:
+                    # Row-wise ``sum_b mat[a, b] * (x[b] - pre[b])`` summed in the
+                    # order b = 0, 1, ... (no reassociation, no FMA), as one row at
+                    # a time would; the loops run along rows so they vectorize.
+                    mat = mats[i]
+                    for b in range(d):
+                        p = pre[i, b]
+                        for r in range(rows):
+                            tmp[b, r] = buf[b, r] - p
                     for a in range(d):
-                        tmp[a] = buf[r, a] - pre[i, a]
-                    for a in range(d):
-                        total = 0.0
+                        for r in range(rows):
+                            buf[a, r] = 0.0
                         for b in range(d):
-                            total += mat[a, b] * tmp[b]
-                        buf[r, a] = total + post[i, a]
-                    acc[r] += const_log_det[i]
-        out[r0:r1] = buf
-        log_det[r0:r1] = acc
+                            m_ab = mat[a, b]
+                            for r in range(rows):
+                                buf[a, r] += m_ab * tmp[b, r]
+                        q = post[i, a]
+                        for r in range(rows):
+                            buf[a, r] += q
+                    ld = const_log_det[i]
+                    for r in range(rows):
+                        acc[r] += ld
+            if score_only:
+                # log N(z; 0, I) + log_det per row: the latent rows are never stored.
+                for r in range(rows):
+                    total = 0.0
+                    for j in range(d):
+                        total += buf[j, r] * buf[j, r]
+                    log_det[r0 + r] = -0.5 * (total + d * _LOG_2PI) + acc[r]
+            else:
+                for r in range(rows):
+                    for j in range(d):
+                        out[r0 + r, j] = buf[j, r]
+                    log_det[r0 + r] = acc[r]
 
 
 # No fastmath: reassociating or contracting the sums would let the fused and
 # the stand-alone paths round differently (see the module docstring). Two
 # compilations under their own names, so Numba's cache keeps them apart.
 _run_steps_parallel, _run_steps_serial = parallel_and_serial(_run_steps)
+
+
+def _bucket_dtype(marginals):
+    """One dtype for all bucket tables: int16 (half the memory) when all are."""
+    ok = all(m.table[2].dtype == np.int16 for m in marginals)
+    return np.int16 if ok else np.int32
 
 
 def _compile(steps, d):
@@ -201,7 +248,7 @@ def _compile(steps, d):
         rows([m.table[1] for m in marginals], (d,)),
         flat([m.knots_x for m in marginals]), flat([m.knots_z for m in marginals]),
         flat([m.slope for m in marginals]), flat([m.log_slope for m in marginals]),
-        flat([m.table[2] for m in marginals], np.int32),
+        flat([m.table[2] for m in marginals], _bucket_dtype(marginals)),
         rows([a.matrix for a in affines], (d, d)),
         rows([a.pre for a in affines], (d,)),
         rows([a.post for a in affines], (d,)),
@@ -245,17 +292,54 @@ class FusedProgram:
         self._inverse_args = None  # compiled on first use
 
     @staticmethod
-    def _run(X, args):
+    def _run(X, args, score_only=False):
         X = np.ascontiguousarray(X, dtype=np.float64)
-        out = np.empty_like(X)
-        log_det = np.empty(X.shape[0])
-        kernel = _run_steps_parallel if use_parallel(X.size) else _run_steps_serial
-        kernel(X, *args, out, log_det)
+        n, d = X.shape
+        out = np.empty((0, d)) if score_only else np.empty_like(X)
+        log_det = np.empty(n)
+        chunk = max(16, _CHUNK_ELEMENTS // max(d, 1))
+        n_chunks = -(-n // chunk)
+        if use_parallel(X.size):
+            kernel = _run_steps_parallel
+            # A few tasks per thread balance the load; each allocates its
+            # scratch once. The split never changes a row's result.
+            n_tasks = max(1, min(n_chunks, 4 * numba.get_num_threads()))
+        else:
+            kernel, n_tasks = _run_steps_serial, 1
+        kernel(X, *args, chunk, n_tasks, score_only, out, log_det)
         return out, log_det
 
     def forward(self, X):
         """Push rows through all steps; return ``(Z, log_det)``."""
         return self._run(X, self._forward_args)
+
+    def log_density(self, X):
+        """``log N(Z; 0, I) + log_det`` of the forward map, without storing ``Z``.
+
+        Each chunk of rows is scored while it is in cache, so scoring needs
+        memory for the result only, not for the latent array.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Rows to score.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            Standard normal log-density of each row's image plus the log|det J|
+            of the steps.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from destructors._fused import AffineStep, FusedProgram
+        >>> step = AffineStep(2.0 * np.eye(1), 0.5 * np.eye(1), np.zeros(1), np.zeros(1),
+        ...                   np.log(2.0))
+        >>> float(FusedProgram([step]).log_density(np.zeros((1, 1)))[0])  # log N(0) + log 2
+        -0.225791...
+        """
+        return self._run(X, self._forward_args, score_only=True)[1]
 
     def inverse(self, Z):
         """Invert all steps; return ``(X, log_det of the inverse)``."""

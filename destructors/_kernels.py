@@ -106,39 +106,45 @@ def parallel_and_serial(func, **options):
 
 
 @njit(inline="always", cache=True)
-def _segment(xp, j, m, x, lo, scale, buckets):
-    """Index of the segment of feature ``j`` that holds ``x``.
+def _segment(xp, m, x, lo, scale, buckets):
+    """Index of the segment of one feature's knots ``xp[:m]`` that holds ``x``.
 
-    A uniform grid over the knots' range narrows the binary search to the
-    few segments between two grid edges; end segments extend to +-inf.
+    ``buckets`` (one feature's row of :func:`bucket_table`) records the
+    segment at each edge of a uniform grid over the knots' range. With many
+    buckets per knot almost every bucket holds at most one knot, and the
+    lookup is one multiply, one table read and one comparison, without a
+    branch that depends on the data; only a bucket over clustered knots
+    falls back to a binary search between its edges' segments.
 
-    Every input gives an index in ``[0, m - 2]``: a NaN ``x`` (or a NaN
-    ``t``, e.g. ``0 * inf`` when the grid scale overflows) fails every
-    comparison and so lands in the first segment, its value staying NaN;
-    ``+-inf`` land in the end segments. Only a ``t`` strictly inside the
-    grid reaches ``int(t)``, which is then a valid bucket.
+    Every input gives an index in ``[0, m - 2]``: ``t`` is clamped into the
+    grid with comparisons that a NaN fails, so a NaN ``x`` (or a NaN ``t``,
+    e.g. ``0 * inf`` when the grid scale overflows) lands in bucket 0, fails
+    the comparison with the next knot and takes the first segment, its value
+    staying NaN; ``+-inf`` land in the end segments.
     """
-    n_buckets = buckets.shape[1] - 1
+    n_buckets = buckets.shape[0] - 1
     t = (x - lo) * scale
-    if not (t > 0.0):  # also NaN
-        k = 0
-    elif not (t < n_buckets):  # also +inf
-        k = m - 2
-    else:
-        b = int(t)
-        a = buckets[j, b]
-        c = buckets[j, b + 1] + 1
+    t = t if t > 0.0 else 0.0  # also NaN
+    t = t if t < n_buckets - 1 else n_buckets - 1.0  # also +inf
+    b = int(t)
+    a = np.int64(buckets[b])
+    c = np.int64(buckets[b + 1])
+    if c - a > 1:  # clustered knots: binary search between the edges' segments
+        c += 1
         while c - a > 1:
             mid = (a + c) >> 1
-            if xp[j, mid] <= x:
+            if xp[mid] <= x:
                 a = mid
             else:
                 c = mid
-        k = min(a, m - 2)
+        k = a
+    else:  # a <= m - 2, so xp[a + 1] is a valid knot
+        k = a + np.int64(x >= xp[a + 1])
+    k = min(k, m - 2)
     # Rounding in t can land one bucket off: step to the true segment.
-    while k > 0 and x < xp[j, k]:
+    while k > 0 and x < xp[k]:
         k -= 1
-    while k < m - 2 and x >= xp[j, k + 1]:
+    while k < m - 2 and x >= xp[k + 1]:
         k += 1
     return k
 
@@ -149,18 +155,27 @@ def _piecewise_linear(X, xp, fp, slope, log_slope, counts, lo, scale, buckets, o
         acc = 0.0
         for j in range(d):
             x = X[i, j]
-            k = _segment(xp, j, counts[j], x, lo[j], scale[j], buckets)
+            k = _segment(xp[j], counts[j], x, lo[j], scale[j], buckets[j])
             out[i, j] = fp[j, k] + slope[j, k] * (x - xp[j, k])
             acc += log_slope[j, k]
         log_det[i] = acc
 
 
-def bucket_table(xp, counts, buckets_per_knot=4):
+# Grid resolution of the knot search: with 16 buckets per knot almost every
+# bucket holds at most one knot, so the lookup needs no data-dependent
+# branch; the cap bounds a feature's table (128 KiB) when there are very
+# many knots, where a bucket then holds a few knots and is binary-searched.
+_BUCKETS_PER_KNOT = 16
+_MAX_BUCKETS = 1 << 16
+
+
+def bucket_table(xp, counts, buckets_per_knot=_BUCKETS_PER_KNOT):
     """Search accelerator for :func:`piecewise_linear`.
 
     Splits each feature's knot range into a uniform grid and records, at
-    every grid edge, the segment that holds it, so a lookup is one division
-    and a binary search over the few segments between two edges.
+    every grid edge, the segment that holds it, so a lookup is one multiply,
+    one table read and (where a bucket holds one knot at most) one
+    comparison.
 
     Parameters
     ----------
@@ -168,15 +183,16 @@ def bucket_table(xp, counts, buckets_per_knot=4):
         Knots (NaN-padded past ``counts``).
     counts : ndarray of shape (n_features,)
         Valid knots per feature.
-    buckets_per_knot : int, default=4
-        Grid resolution relative to ``max_knots``.
+    buckets_per_knot : int, default=16
+        Grid resolution relative to ``max_knots``; at most 65,536 buckets.
 
     Returns
     -------
     lo, scale : ndarray of shape (n_features,)
         Grid origin and ``n_buckets / range`` per feature.
     buckets : ndarray of shape (n_features, n_buckets + 1)
-        Segment index at each grid edge.
+        Segment index at each grid edge: int16 (half the memory) when every
+        index fits, int32 otherwise.
 
     Examples
     --------
@@ -186,10 +202,11 @@ def bucket_table(xp, counts, buckets_per_knot=4):
     >>> buckets.tolist()
     [[0, 1, 1, 1]]
     """
-    n_buckets = buckets_per_knot * xp.shape[1]
+    n_buckets = int(min(buckets_per_knot * xp.shape[1], _MAX_BUCKETS))
     lo = np.empty(xp.shape[0])
     scale = np.empty(xp.shape[0])
-    buckets = np.empty((xp.shape[0], n_buckets + 1), dtype=np.int32)
+    dtype = np.int16 if xp.shape[1] <= np.iinfo(np.int16).max else np.int32
+    buckets = np.empty((xp.shape[0], n_buckets + 1), dtype=dtype)
     for j, m in enumerate(counts):
         knots = xp[j, :m]
         lo[j] = knots[0]

@@ -27,7 +27,10 @@ read through :func:`capability`, never guessed from a class:
   the data (for :meth:`BaseDestructor.bic` and ``n_parameters_``);
 - ``_marginal_log_density(X, features, rest) -> log_density``: the exact
   log-density of the marginal of ``features`` (see
-  :meth:`BaseDestructor.marginal_score_samples`).
+  :meth:`BaseDestructor.marginal_score_samples`);
+- ``_log_density(X) -> log p(x)``: ``log N(f(x)) + log|det J_f(x)|`` of
+  validated rows without storing ``f(x)`` (``score_samples`` then needs
+  memory for its result only).
 
 A capability describes the map of the class that defines it: a subclass
 that overrides ``_forward``/``_inverse`` (or ``_fit``, for the statistics
@@ -106,6 +109,7 @@ _DESCRIBES = {
     "_output_bounds": ("_forward",),
     "_n_parameters": ("_forward", "_inverse"),
     "_marginal_log_density": ("_forward", "_inverse"),
+    "_log_density": ("_forward",),
 }
 
 
@@ -572,9 +576,15 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             Natural-log density at each row, float64.
         """
-        Z, log_det = self.transform_log_det(X)
-        with np.errstate(over="ignore", invalid="ignore"):  # reported below
-            log_density = standard_normal_log_pdf(Z) + log_det
+        score = capability(self, "_log_density")
+        if score is None:
+            Z, log_det = self.transform_log_det(X)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                log_density = standard_normal_log_pdf(Z) + log_det
+        else:  # scored chunk by chunk: the latent array is never stored
+            Xv = self._validate(X)
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                log_density = score(Xv)
         _check_finite_output(log_density, "score_samples")
         return log_density
 

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 
 from ._fused import FusedProgram
-from .base import BaseDestructor, capability, fused_steps
+from .base import BaseDestructor, capability, fused_steps, standard_normal_log_pdf
 from .preprocessing import as_destructor
 from .registry import register_layer
 
@@ -84,22 +84,23 @@ def _plan(layers):
 
     Consecutive layers that give a fused description are merged into one
     :class:`~destructors._fused.FusedProgram`; any other layer runs through
-    its own ``_forward``/``_inverse``. Returns ``(forward, inverse)`` pairs
-    in forward order.
+    its own ``_forward``/``_inverse``. Returns ``(forward, inverse,
+    log_density)`` in forward order, ``log_density`` the fused program's
+    score-only map (None for a layer that runs on its own).
     """
     plan, run = [], []
 
     def flush():
         if run:
             program = FusedProgram(list(run))
-            plan.append((program.forward, program.inverse))
+            plan.append((program.forward, program.inverse, program.log_density))
             run.clear()
 
     for layer in layers:
         steps = fused_steps(layer)
         if steps is None:
             flush()
-            plan.append((layer._forward, layer._inverse))
+            plan.append((layer._forward, layer._inverse, None))
         else:
             run.extend(steps)
     flush()
@@ -154,17 +155,32 @@ class ChainMixin:
 
     def _forward(self, X):
         log_det = np.zeros(X.shape[0])
-        for forward, _ in self._chain_plan():
+        for forward, _, _ in self._chain_plan():
             X, ld = forward(X)
             log_det += ld
         return X, log_det
 
     def _inverse(self, Z):
         log_det = np.zeros(Z.shape[0])
-        for _, inverse in reversed(self._chain_plan()):
+        for _, inverse, _ in reversed(self._chain_plan()):
             Z, ld = inverse(Z)
             log_det += ld
         return Z, log_det
+
+    def _log_density(self, X):
+        # The last run of fused layers scores its chunks in cache: no latent
+        # array is stored when the whole chain is fused (the usual case).
+        *head, (forward, _, log_density) = self._chain_plan()
+        log_det = 0.0  # no array unless a layer runs before the last fused run
+        for step_forward, _, _ in head:
+            X, ld = step_forward(X)
+            log_det = log_det + ld
+        if log_density is None:
+            Z, ld = forward(X)
+            return standard_normal_log_pdf(Z) + (log_det + ld)
+        result = log_density(X)
+        result += log_det
+        return result
 
     def _fused_steps(self):
         steps = []

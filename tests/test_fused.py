@@ -6,6 +6,7 @@ CI also runs this file with ``NUMBA_DISABLE_JIT=1`` (small arrays).
 import pickle
 import threading
 
+import numba
 import numpy as np
 import pytest
 from sklearn.datasets import make_moons
@@ -20,6 +21,9 @@ from destructors import (
 from destructors._fused import FusedProgram
 from destructors.base import capability, fused_steps
 from destructors.composite import forward_through, inverse_through
+
+# Without the JIT (a CI run) the kernels are plain Python: keep arrays small.
+_JIT = not numba.config.DISABLE_JIT
 
 
 def _data(n, d, seed):
@@ -148,3 +152,80 @@ def test_a_wide_first_layer_does_not_pad_the_others():
     widths = [m.knots_x_.shape[1] * 3 for block in model.layers_ for m in block.layers_[:1]]
     assert stored == sum(widths)
     assert stored < 2 * widths[0]
+
+
+def _score_reference(model, X):
+    from destructors.base import standard_normal_log_pdf
+
+    Z, log_det = forward_through(model.layers_, X)
+    return standard_normal_log_pdf(Z) + log_det
+
+
+def test_score_only_path_equals_scoring_the_latent_rows():
+    X = _data(3000 if _JIT else 500, 3, 0)
+    model = RBIG(max_layers=6, early_stopping=False, random_state=0).fit(X)
+    X_test = np.vstack([X, _data(500, 3, 1), 30.0 * _data(20, 3, 2)])
+    program = FusedProgram(fused_steps(model))
+    Z, log_det = program.forward(X_test)
+    expected = _score_reference(model, X_test)
+    np.testing.assert_allclose(program.log_density(X_test), expected, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(model.score_samples(X_test), expected, rtol=1e-12, atol=1e-10)
+    # The training score is the same quantity, summed the layer-by-layer way.
+    assert model.train_score_[-1] == pytest.approx(model.score(X), abs=1e-9)
+
+
+def test_score_only_path_with_a_layer_that_is_not_fused():
+    # The chain's last run is scored in place; the custom layers before it
+    # run on their own, and their log-dets still count.
+    X = _data(400, 2, 0)
+    layer = CompositeDestructor([_ShiftedMarginal(), PCARotation()])
+    model = DeepDestructor(layer, max_layers=3, early_stopping=False, random_state=0).fit(X)
+    np.testing.assert_allclose(model.score_samples(X), _score_reference(model, X),
+                               rtol=1e-12, atol=1e-10)
+    assert model.train_score_[-1] == pytest.approx(model.score(X), abs=1e-9)
+
+
+def test_results_do_not_depend_on_threads_or_chunking(monkeypatch):
+    from destructors import _fused
+
+    model = RBIG(max_layers=4, early_stopping=False, random_state=0).fit(_data(1000, 5, 0))
+    program = FusedProgram(fused_steps(model))
+    X = _data(9000 if _JIT else 600, 5, 1)  # with the JIT, above the parallel threshold
+    Z, log_det = program.forward(X)
+    score = program.log_density(X)
+    n_threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        results = [(*program.forward(X), program.log_density(X))]
+    finally:
+        numba.set_num_threads(n_threads)
+    for elements in (16 * 5, 999, 65536):  # rows per chunk: 16, 199, 13107
+        monkeypatch.setattr(_fused, "_CHUNK_ELEMENTS", elements)
+        results.append((*program.forward(X), program.log_density(X)))
+    # Rows split unevenly between calls, and the serial kernel.
+    n = X.shape[0]
+    parts = [program.forward(X[a:b]) for a, b in [(0, 37), (37, n // 2), (n // 2, n)]]
+    results.append((np.vstack([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                    np.concatenate([program.log_density(X[a:b]) for a, b in
+                                    [(0, 1), (1, n // 3), (n // 3, n)]])))
+    for Z_t, ld_t, score_t in results:
+        np.testing.assert_array_equal(Z_t, Z)
+        np.testing.assert_array_equal(ld_t, log_det)
+        np.testing.assert_array_equal(score_t, score)
+
+
+@pytest.mark.skipif(not _JIT, reason="plain-Python kernels: slow, and their objects are traced")
+def test_scoring_does_not_store_the_latent_array():
+    import tracemalloc
+
+    X = _data(2000, 10, 0)
+    model = RBIG(max_layers=2, early_stopping=False, random_state=0).fit(X)
+    X_big = _data(100_000, 10, 1)
+    model.score_samples(X_big[:10])
+    tracemalloc.start()
+    model.score_samples(X_big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # The result (n floats, 0.1x of the input) and a finiteness mask; the
+    # latent array alone would be 1x.
+    assert peak < 0.2 * X_big.nbytes, peak / X_big.nbytes

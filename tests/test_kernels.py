@@ -367,3 +367,78 @@ def test_overflowing_inputs_under_numba_boundscheck(tmp_path):
             and "produced non-finite values" in line
             and "overflows float64" in line
         ), line
+
+
+@numba.njit
+def _segments(xp, counts, lo, scale, buckets, X):
+    """Segment index of every element, as the kernels find it."""
+    n, d = X.shape
+    k = np.empty((n, d), dtype=np.int64)
+    for i in range(n):
+        for j in range(d):
+            k[i, j] = _kernels._segment(xp[j], counts[j], X[i, j], lo[j], scale[j], buckets[j])
+    return k
+
+
+def _old_segment(xp, m, x, lo, scale, buckets):
+    """The search before the branch-free one (binary search in each bucket)."""
+    n_buckets = buckets.shape[0] - 1
+    t = (x - lo) * scale
+    if not (t > 0.0):
+        k = 0
+    elif not (t < n_buckets):
+        k = m - 2
+    else:
+        a, c = int(buckets[int(t)]), int(buckets[int(t) + 1]) + 1
+        while c - a > 1:
+            mid = (a + c) >> 1
+            a, c = (mid, c) if xp[mid] <= x else (a, mid)
+        k = min(a, m - 2)
+    while k > 0 and x < xp[k]:
+        k -= 1
+    while k < m - 2 and x >= xp[k + 1]:
+        k += 1
+    return k
+
+
+@pytest.mark.parametrize("buckets_per_knot", [1, 4, 16])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_segment_search_is_exact_and_equals_the_old_search(seed, buckets_per_knot):
+    # The segment is the last knot <= x (clipped to a valid segment; NaN takes
+    # the first), whatever the grid's resolution: coarse grids take the
+    # binary-search fallback, fine ones the one-comparison lookup.
+    xp, fp, slope, log_slope, counts = random_knots(seed)
+    X = probe_points(xp, counts, seed)
+    X = np.vstack([X, np.full((1, X.shape[1]), np.nan), np.full((1, X.shape[1]), np.inf),
+                   np.full((1, X.shape[1]), -np.inf)])
+    lo, scale, buckets = _kernels.bucket_table(xp, counts, buckets_per_knot)
+    got = _segments(xp, counts, lo, scale, buckets, X)
+    for j, m in enumerate(counts):
+        with np.errstate(invalid="ignore"):
+            expected = np.clip(np.searchsorted(xp[j, :m], X[:, j], side="right") - 1, 0, m - 2)
+        expected[np.isnan(X[:, j])] = 0
+        np.testing.assert_array_equal(got[:, j], expected)
+        # The old search, with the old table (4 buckets per knot), on a sample.
+        old_table = _kernels.bucket_table(xp, counts, 4)
+        rows = np.random.default_rng(seed).choice(X.shape[0], 300, replace=False)
+        with np.errstate(invalid="ignore"):
+            old = [_old_segment(xp[j], m, X[i, j], old_table[0][j], old_table[1][j],
+                                old_table[2][j]) for i in rows]
+        np.testing.assert_array_equal(got[rows, j], old)
+
+
+def test_bucket_table_size_and_dtype():
+    xp, _, _, _, counts = random_knots(0)
+    lo, scale, buckets = _kernels.bucket_table(xp, counts)
+    # Sixteen buckets per knot, int16 indices: 32 bytes a knot and feature.
+    assert buckets.shape == (xp.shape[0], 16 * xp.shape[1] + 1)
+    assert buckets.dtype == np.int16
+    # Very many knots: the grid is capped (bounded memory) and indices widen.
+    m = 40_000
+    wide = np.cumsum(np.random.default_rng(0).exponential(size=(1, m)), axis=1)
+    lo, scale, buckets = _kernels.bucket_table(wide, np.array([m]))
+    assert buckets.shape == (1, 2**16 + 1) and buckets.dtype == np.int32
+    X = np.r_[wide[0, ::97], np.nextafter(wide[0, ::89], -np.inf)][:, None]
+    got = _segments(wide, np.array([m]), lo, scale, buckets, X)[:, 0]
+    np.testing.assert_array_equal(
+        got, np.clip(np.searchsorted(wide[0], X[:, 0], side="right") - 1, 0, m - 2))
