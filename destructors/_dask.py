@@ -183,9 +183,7 @@ def _transform_log_det_block(block, model):
 
 
 def _score_block(block, model):
-    Z, log_det = _forward_block(block, model, "transform")
-    with np.errstate(over="ignore", invalid="ignore"):
-        log_density = standard_normal_log_pdf(Z) + log_det
+    log_density = model._score_rows(_checked(block))
     _check_finite_output(log_density, "score_samples")
     return log_density
 

@@ -30,6 +30,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 from . import deep
 from ._compat import Interval, StrOptions
 from .base import BaseDestructor, check_random_state
+from .discrete import fit_policy
 from .gaussian import GaussianDestructor
 from .mixture import GaussianMixtureDestructor
 from .registry import layer_names, register_layer
@@ -246,7 +247,7 @@ class AutoDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         rng = check_random_state(self.random_state)
         # The library's policy on duplicated rows, applied once, before any split
         # (the same rule as DeepDestructor, reading this model's ``dequantize``).
-        X, duplicated = deep.DeepDestructor._check_discreteness(self, X, rng)
+        X, duplicated = fit_policy(X, self.dequantize, rng)
         seed = int(rng.randint(0, 2**31 - 1))
         # The few copies the rule allows are searched on once each: a held-out
         # copy of a fitting row would flatter a candidate, and a fold may hold

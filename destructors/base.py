@@ -576,17 +576,22 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         log_density : ndarray of shape (n_samples,)
             Natural-log density at each row, float64.
         """
-        score = capability(self, "_log_density")
-        if score is None:
-            Z, log_det = self.transform_log_det(X)
-            with np.errstate(over="ignore", invalid="ignore"):  # reported below
-                log_density = standard_normal_log_pdf(Z) + log_det
-        else:  # scored chunk by chunk: the latent array is never stored
-            Xv = self._validate(X)
-            with np.errstate(over="ignore", invalid="ignore"):  # reported below
-                log_density = score(Xv)
+        log_density = self._score_rows(self._validate(X))
         _check_finite_output(log_density, "score_samples")
         return log_density
+
+    def _score_rows(self, X):
+        """``log N(f(x)) + log|det J|`` of validated rows, unchecked.
+
+        The one computation of a log-density, so every path that scores
+        (in memory, Dask blocks) gives the same bits.
+        """
+        score = capability(self, "_log_density")
+        with np.errstate(over="ignore", invalid="ignore"):  # the callers check
+            if score is not None:  # chunk by chunk: the latent array is never stored
+                return score(X)
+            Z, log_det = self._forward(X)
+            return standard_normal_log_pdf(Z) + log_det
 
     @_dask_aware
     def score(self, X, y=None):
@@ -710,7 +715,8 @@ class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):
         Available where the marginal has a closed form: for the whole set
         of features (any model), and for any subset when the model is made
         of layers that each map every feature on its own
-        (:class:`~destructors.MarginalGaussianizer`), optionally ending in
+        (:class:`~destructors.MarginalGaussianizer`,
+        :class:`~destructors.ScalerDestructor`), optionally ending in
         one layer whose own marginals are closed-form
         (:class:`~destructors.GaussianMixtureDestructor`: the marginal of a
         Gaussian mixture is the mixture of its components' marginals). After

@@ -21,7 +21,7 @@ from .base import (
     standard_normal_log_pdf,
 )
 from .composite import ChainMixin, CompositeDestructor, check_layers
-from .discrete import check_continuous, describe_discreteness
+from .discrete import fit_policy
 from .marginal import MarginalGaussianizer
 from .progress import FitProgress
 from .registry import get_layer, register_layer, registered_names
@@ -579,7 +579,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
     def _fit(self, X):
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, self.max_layers)
-        X, duplicated = self._check_discreteness(X, rng)
+        X, duplicated = fit_policy(X, self.dequantize, rng)
         X_val, X_fit = None, X
         early_stopping = self.early_stopping
         if early_stopping and X.shape[0] < _MIN_ROWS_EARLY_STOPPING:
@@ -602,35 +602,6 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         search = ArraySource(X_fit, X_val)
         del X_fit, X_val  # the source replaces its rows layer by layer: let them go
         return self._stack(seeds, search, lambda: ArraySource(X, track=False), early_stopping)
-
-    def _check_discreteness(self, X, rng):
-        """The library's policy for tied and duplicated rows (destructors.discrete).
-
-        A density of duplicated rows is not defined, and held-out rows that
-        copy training rows turn the depth search into a fiction: beyond the
-        policy's share of duplicated rows the fit refuses, unless asked to
-        dequantize. Ties within a feature (data rounded to a few decimals)
-        keep the map exact and invertible, so they only warn (the marginal
-        layer does), while the information measures refuse them.
-
-        Returns the data to fit and whether they hold duplicated rows.
-        """
-        report = describe_discreteness(X)
-        if report.is_continuous:
-            return X, report.n_duplicated_rows > 0
-        if self.dequantize:
-            seed = int(rng.randint(0, 2**31 - 1))
-            return check_continuous(X, dequantize=True, random_state=seed)[0], False
-        if report.too_many_duplicates:
-            raise ValueError(
-                f"{report.n_duplicated_rows} of the {report.n_samples} training rows are "
-                "exact copies of other rows: a density of repeated points is not defined "
-                "and held-out copies of training rows would make the depth search a "
-                "fiction. Pass dequantize=True (uniform noise over the data's "
-                "resolution), call destructors.discrete.dequantize, or drop the "
-                "duplicates."
-            )
-        return X, report.n_duplicated_rows > 0
 
     def _fit_stream(self, stream):
         """Fit on a chunked source: the same loop, fed by passes over the data."""

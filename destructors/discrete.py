@@ -478,3 +478,63 @@ def check_continuous(X, *, name="X", dequantize=False, random_state=None):
         "grid cell, which keeps the dependence between the discrete values; or "
         "drop these features."
     )
+
+
+def fit_policy(X, dequantize, rng):
+    """The fit's policy for tied and duplicated rows, shared by every model.
+
+    A density of duplicated rows is not defined, and held-out rows that
+    copy training rows turn a choice made on held-out rows (a depth, a
+    model) into a fiction: beyond the policy's share of duplicated rows the
+    fit refuses, unless asked to dequantize. Ties within a feature (data
+    rounded to a few decimals) keep the maps exact and invertible, so they
+    only warn (the marginal layer does), while the information measures
+    refuse them.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Validated training data.
+    dequantize : bool
+        The model's ``dequantize`` parameter.
+    rng : numpy.random.RandomState
+        The model's generator; one seed is drawn from it only when noise is
+        added.
+
+    Returns
+    -------
+    X : ndarray
+        The data to fit (dequantized when asked and needed).
+    duplicated : bool
+        Whether the returned data hold duplicated rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.discrete import fit_policy
+    >>> grid = np.column_stack([np.arange(10.0), np.arange(10.0)[::-1]])
+    >>> X = np.repeat(grid, 2, axis=0)   # every row twice
+    >>> fit_policy(X, False, np.random.RandomState(0))
+    Traceback (most recent call last):
+    ...
+    ValueError: 10 of the 20 training rows are exact copies of other rows: ...
+    >>> Xd, duplicated = fit_policy(X, True, np.random.RandomState(0))
+    >>> duplicated, bool(np.all(np.round(Xd) == X))
+    (False, True)
+    """
+    report = describe_discreteness(X)
+    if report.is_continuous:
+        return X, report.n_duplicated_rows > 0
+    if dequantize:
+        seed = int(rng.randint(0, 2**31 - 1))
+        return check_continuous(X, dequantize=True, random_state=seed)[0], False
+    if report.too_many_duplicates:
+        raise ValueError(
+            f"{report.n_duplicated_rows} of the {report.n_samples} training rows are "
+            "exact copies of other rows: a density of repeated points is not defined "
+            "and held-out copies of training rows would make the choice made on held-out "
+            "rows a fiction. Pass dequantize=True (uniform noise over the data's "
+            "resolution), call destructors.discrete.dequantize, or drop the "
+            "duplicates."
+        )
+    return X, report.n_duplicated_rows > 0

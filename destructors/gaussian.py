@@ -119,3 +119,9 @@ class GaussianDestructor(_LinearDestructor):
         L = L_corr * unit[:, None]  # the Cholesky factor of cov = D corr D
         inverse = solve_triangular(L, np.eye(d), lower=True)
         return self._set_matrix(inverse, mean, L)
+
+    def _n_parameters(self):
+        # A mean and a symmetric covariance, as a one-component
+        # GaussianMixture counts them.
+        d = self.n_features_in_
+        return d + d * (d + 1) // 2

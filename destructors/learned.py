@@ -368,3 +368,12 @@ class LearnedRotation(_LinearDestructor):
         self.n_iter_ = len(path) - 1
         self.n_directions_ = k
         return self._set_matrix(Q, shift, Q.T)
+
+    def _n_parameters(self):
+        # The climbed k-frame of R^d (d k - k (k + 1) / 2 free angles); with
+        # k = d that is the whole orthogonal group. A PCA start adds its mean
+        # and fixes the complement of the frame from the data as well.
+        d, k = self.n_features_in_, self.n_directions_
+        if self.chosen_ == "pca":
+            return d + d * (d - 1) // 2
+        return d * k - k * (k + 1) // 2

@@ -192,6 +192,19 @@ class ScalerDestructor(OneToOneFeatureMixin, BaseDestructor):
         return [AffineStep(np.diag(self.multiplier_), np.diag(self._inverse_multiplier),
                            self.centre_, np.zeros(d), self.log_det_)]
 
+    def _n_parameters(self):
+        # A centre and a scale per feature, as the scalers estimate them
+        # (MaxAbsScaler's centre is fixed at 0, and is counted all the same).
+        return 2 * self.centre_.shape[0]
+
+    def _marginal_log_density(self, X, features, rest):
+        # Feature j of the output depends on feature j of the input only.
+        Z = (X - self.centre_[features]) * self.multiplier_[features]
+        log_det = float(np.sum(np.log(np.abs(self.multiplier_[features]))))
+        if rest is None:
+            return -0.5 * np.sum(Z * Z + np.log(2.0 * np.pi), axis=1) + log_det
+        return rest(Z, features) + log_det
+
 
 def as_destructor(step, owner="CompositeDestructor", index=0):
     """A destructor for one step of a chain: itself, or a wrapped scaler.

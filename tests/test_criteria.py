@@ -224,3 +224,52 @@ def test_marginal_feature_names_and_bad_input():
         layer.marginal_score_samples(X[:, :1], [0, 1])
     with pytest.raises(ValueError, match="NaN"):
         layer.marginal_score_samples(np.array([[np.nan]]), [0])
+
+
+# -- the layers added later: learned rotation, Gaussian, scalers ---------------------
+
+
+def test_learned_gaussian_and_scaler_counts():
+    from sklearn.preprocessing import MinMaxScaler
+
+    from destructors import GaussianDestructor, LearnedRotation, ScalerDestructor
+
+    X = skewed_data(600, 5, seed=11)
+    d = 5
+    assert GaussianDestructor().fit(X).n_parameters_ == d + d * (d + 1) // 2
+    assert ScalerDestructor(MinMaxScaler()).fit(X).n_parameters_ == 2 * d
+    for k in (2, None):
+        learned = LearnedRotation(n_directions=k, random_state=0).fit(X)
+        k_used = learned.n_directions_
+        if learned.chosen_ == "pca":
+            expected = d + d * (d - 1) // 2
+        else:
+            expected = d * k_used - k_used * (k_used + 1) // 2
+        assert learned.n_parameters_ == expected
+
+
+def test_scaler_then_mixture_marginal_is_the_mixture_marginal_in_data_units():
+    # x -> (x - c) m, then a mixture: the marginal of x_S is the mixture's
+    # marginal at the scaled point times prod |m_S|.
+    from sklearn.preprocessing import StandardScaler
+
+    from destructors import ScalerDestructor
+
+    X = _clusters(800, seed=12)
+    chain = CompositeDestructor(
+        [ScalerDestructor(StandardScaler()), GaussianMixtureDestructor(n_components=3,
+                                                                        random_state=0)]
+    ).fit(X)
+    scaler, mixture = chain.layers_
+    features = [2, 0]
+    X_test = _clusters(40, seed=13)[:, features]
+    Z = (X_test - scaler.centre_[features]) * scaler.multiplier_[features]
+    expected = _mixture_marginal(mixture.mixture_, Z, features) + np.sum(
+        np.log(np.abs(scaler.multiplier_[features]))
+    )
+    np.testing.assert_allclose(chain.marginal_score_samples(X_test, features), expected,
+                               rtol=1e-10, atol=1e-10)
+    # And in 1-D it integrates to one in data units.
+    grid = np.linspace(X[:, 1].min() - 15.0, X[:, 1].max() + 15.0, 40_001)
+    density = np.exp(chain.marginal_score_samples(grid[:, None], [1]))
+    assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-6)
