@@ -33,7 +33,7 @@ from .base import BaseDestructor, check_random_state
 from .discrete import fit_policy
 from .gaussian import GaussianDestructor
 from .mixture import GaussianMixtureDestructor
-from .registry import layer_names, register_layer
+from .registry import register_layer
 
 #: With fewer rows, ``cv="auto"`` cross-validates instead of holding out one split.
 MIN_ROWS_HOLDOUT = 1000
@@ -56,8 +56,8 @@ def default_candidates():
     - ``"mixture-rbig"``: a :class:`GaussianMixtureDestructor` front (its
       number of components chosen on held-out rows) refined by damped RBIG
       layers kept only while held-out rows gain, for clustered data;
-    - ``"rbig-learned"``: ``RBIG(rotation="learned")``, only when a
-      rotation named ``"learned"`` is registered.
+    - ``"rbig-learned"``: ``RBIG(rotation="learned")``, learned directions
+      (:class:`~destructors.LearnedRotation`).
 
     Returns
     -------
@@ -75,9 +75,8 @@ def default_candidates():
         ("rbig", deep.RBIG()),
         ("rbig-damped", deep.RBIG(first_damping=None)),
         ("mixture-rbig", deep.RBIG(front=GaussianMixtureDestructor(), first_damping=None)),
+        ("rbig-learned", deep.RBIG(rotation="learned")),
     ]
-    if "learned" in layer_names("rotation"):
-        candidates.append(("rbig-learned", deep.RBIG(rotation="learned")))
     return candidates
 
 

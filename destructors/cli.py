@@ -591,25 +591,17 @@ def _demo_figure(model, X, X_sampled):
     """Three panels: training data, learned log-density, samples."""
     from matplotlib.figure import Figure
 
-    lo, hi = X.min(axis=0), X.max(axis=0)
-    pad = 0.15 * (hi - lo)
-    lo, hi = lo - pad, hi + pad
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
-    log_p = model.score_samples(np.column_stack([gx.ravel(), gy.ravel()]))
-    log_p = np.maximum(log_p, log_p.max() - 10.0).reshape(gx.shape)
+    from .plotting import plot_density
 
     figure = Figure(figsize=(12, 3.6), layout="constrained")
     axes = figure.subplots(1, 3, sharex=True, sharey=True)
     axes[0].scatter(*X[:2000].T, s=2, alpha=0.5, color="C0")
     axes[0].set_title("training data")
-    filled = axes[1].contourf(gx, gy, log_p, levels=20, cmap="viridis")
-    figure.colorbar(filled, ax=axes[1], label="log p(x)", shrink=0.8)
+    plot_density(model, X, ax=axes[1])  # the data's range padded by 15 %
     axes[1].set_title(f"learned log-density ({model.n_layers_} layers)")
     axes[2].scatter(*X_sampled[:2000].T, s=2, alpha=0.5, color="C1")
     axes[2].set_title("samples from the model")
     for ax in axes:
-        ax.set_xlim(lo[0], hi[0])
-        ax.set_ylim(lo[1], hi[1])
         ax.set_aspect("equal")
     return figure
 

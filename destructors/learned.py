@@ -242,9 +242,11 @@ class LearnedRotation(_LinearDestructor):
 
     Parameters
     ----------
-    n_directions : int or None, default=None
-        Directions optimized (at most the number of features); ``None``
-        optimizes all of them.
+    n_directions : int or None, default=8
+        Directions optimized (at most the number of features; the rest
+        follow as the start's orthogonal complement); ``None`` optimizes all
+        of them. With more than 8 features, 8 were cheaper and as good or
+        better in held-out likelihood (digits -96.4 vs -97.5 with all 64).
     n_steps : int, default=10
         Maximum number of accepted gradient steps; 0 keeps the greedy start.
     subsample : int, default=2000
@@ -310,7 +312,7 @@ class LearnedRotation(_LinearDestructor):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_directions=None, n_steps=10, subsample=2000, n_random=4,
+    def __init__(self, n_directions=8, n_steps=10, subsample=2000, n_random=4,
                  select="kl", random_state=None):
         self.n_directions = n_directions
         self.n_steps = n_steps

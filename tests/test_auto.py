@@ -22,11 +22,9 @@ from destructors import (
     AutoDestructor,
     GaussianDestructor,
     GaussianMixtureDestructor,
-    PCARotation,
 )
 from destructors.auto import AUTO_FOLDS, MIN_ROWS_HOLDOUT, default_candidates
 from destructors.persistence import load_model, save_model
-from destructors.registry import register_layer, unregister_layer
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -237,19 +235,14 @@ def test_bad_input_and_input_unchanged():
         auto.transform(np.zeros((3, 3)))
 
 
-def test_a_learned_rotation_becomes_a_default_candidate_once_registered():
-    from destructors.registry import layer_names
-
-    registered_before = "learned" in layer_names("rotation")
-    if not registered_before:
-        assert "rbig-learned" not in dict(default_candidates())
-        register_layer("learned", "rotation")(PCARotation)  # any rotation: the name matters
-    try:
-        learned = dict(default_candidates())["rbig-learned"]
-        assert learned.get_params()["rotation"] == "learned"
-    finally:
-        if not registered_before:
-            unregister_layer("learned", "rotation")
+def test_default_candidates_use_rbig_defaults_and_differ():
+    candidates = dict(default_candidates())
+    assert list(candidates) == ["gaussian", "rbig", "rbig-damped", "mixture-rbig",
+                                "rbig-learned"]
+    assert candidates["rbig-learned"].get_params()["rotation"] == "learned"
+    params = [c.get_params() for c in candidates.values() if hasattr(c, "front")]
+    # No two RBIG candidates are the same model.
+    assert len({repr(sorted(p.items(), key=str)) for p in params}) == len(params)
 
 
 # -- persistence and scikit-learn ----------------------------------------------------
