@@ -50,6 +50,10 @@ def default_candidates():
 
     - ``"gaussian"``: :class:`~destructors.gaussian.GaussianDestructor`
       with a Ledoit-Wolf shrunk covariance, the floor on small data;
+    - ``"mixture"``: a :class:`GaussianMixtureDestructor` alone (its
+      number of components chosen on held-out rows): the front of
+      ``"mixture-rbig"`` below without refinement, so refinement is kept
+      only where held-out rows gain from it;
     - ``"rbig"``: ``RBIG()``, damped layers after an undamped first one;
     - ``"rbig-damped"``: ``RBIG(first_damping=None)``, every layer damped,
       better where the raw marginals are already near Gaussian;
@@ -68,10 +72,11 @@ def default_candidates():
     --------
     >>> from destructors.auto import default_candidates
     >>> [name for name, _ in default_candidates()][:4]
-    ['gaussian', 'rbig', 'rbig-damped', 'mixture-rbig']
+    ['gaussian', 'mixture', 'rbig', 'rbig-damped']
     """
     candidates = [
         ("gaussian", GaussianDestructor()),
+        ("mixture", GaussianMixtureDestructor()),
         ("rbig", deep.RBIG()),
         ("rbig-damped", deep.RBIG(first_damping=None)),
         ("mixture-rbig", deep.RBIG(front=GaussianMixtureDestructor(), first_damping=None)),

@@ -237,8 +237,8 @@ def test_bad_input_and_input_unchanged():
 
 def test_default_candidates_use_rbig_defaults_and_differ():
     candidates = dict(default_candidates())
-    assert list(candidates) == ["gaussian", "rbig", "rbig-damped", "mixture-rbig",
-                                "rbig-learned"]
+    assert list(candidates) == ["gaussian", "mixture", "rbig", "rbig-damped",
+                                "mixture-rbig", "rbig-learned"]
     assert candidates["rbig-learned"].get_params()["rotation"] == "learned"
     params = [c.get_params() for c in candidates.values() if hasattr(c, "front")]
     # No two RBIG candidates are the same model.
