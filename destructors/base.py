@@ -301,7 +301,7 @@ _INTERNAL_DIRS = tuple(
 )
 
 
-def caller_stacklevel():
+def _caller_stacklevel():
     """``stacklevel`` that points a warning at the user's line.
 
     The depth from a warning to the user's call differs by path (a subclass
@@ -335,7 +335,7 @@ def _report_once(caught, names, X):
             key = (type(message), str(message))
         if key not in seen:
             seen.add(key)
-            warnings.warn(message, stacklevel=caller_stacklevel())
+            warnings.warn(message, stacklevel=_caller_stacklevel())
 
 
 class BaseDestructor(TransformerMixin, DensityMixin, BaseEstimator):

@@ -15,7 +15,7 @@ from ._compat import Interval, StrOptions
 from ._fitkernels import marginal_kl
 from .base import (
     BaseDestructor,
-    caller_stacklevel,
+    _caller_stacklevel,
     check_random_state,
     spawn_seeds,
     standard_normal_log_pdf,
@@ -644,7 +644,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
                 f"{type(self).__name__} stopped at max_layers={self.max_layers} while the "
                 "last layer still improved the fit; raise max_layers for a better model.",
                 ConvergenceWarning,
-                stacklevel=caller_stacklevel(),
+                stacklevel=_caller_stacklevel(),
             )
         n_keep = max(result.n_keep, 1)
         layers = result.layers[:n_keep]

@@ -57,6 +57,18 @@ class LayerProgress:
         so far. In the search it is the soonest end (no further layer
         improves: ``patience_left`` more layers, then the refit of
         ``best_layer`` layers when it follows), so a lower bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import RBIG
+    >>> X = np.random.default_rng(0).gamma(2.0, size=(300, 2))
+    >>> records = []
+    >>> model = RBIG(max_layers=5, random_state=0).fit(X, callback=records.append)
+    >>> [(r.phase, r.layer) for r in records][:2]
+    [('search', 1), ('search', 2)]
+    >>> records[-1].phase
+    'refit'
     """
 
     phase: str
