@@ -4,19 +4,23 @@ Choosing a rotation (:func:`destructors.rotation.score_candidates`) rotates
 the data by each candidate and sums the histogram estimates of
 ``KL(marginal || N(0, 1))`` of the result
 (:func:`destructors._entropy.marginal_kl_to_normal`, the NumPy reference of
-these kernels). Here each candidate's rotated rows are written once into a
-buffer while their column minima, maxima and sums of squares are gathered,
-and a second sweep over that cache-sized buffer fills the histograms: no
-temporary arrays, one call for all candidates.
+these kernels). Here the scored rows are gathered once as columns; each
+candidate's rotated columns are computed with the innermost loop along the
+rows (it vectorizes), then each column's extremes, sum of squares and
+histogram are gathered from its contiguous values: no temporary arrays
+beyond a candidate's buffers, one call for all candidates.
 
 The rotation is the arithmetic of the fused kernel's affine step
 (:mod:`destructors._fused`): ``t = x - pre``, then ``sum_b matrix[a, b] *
-t[b]`` in order of ``b``, plus ``post``. So a rotated buffer is bit-for-bit
-the layer's own ``_forward`` output and can be kept as that output; the
-histogram bins are those of the reference (the same ``floor((x - lo) /
-width)``), so the scores agree with it to rounding. Each candidate is
-computed by one thread from start to end, so the scores do not depend on
-the number of threads.
+t[b]`` in order of ``b``, plus ``post``; only the loops are exchanged. So a
+rotated row is bit-for-bit the layer's own ``_forward`` output and can be
+kept as that output; the histogram bins are those of the reference (the
+same ``floor((x - lo) / width)``), so the scores agree with it to
+rounding. Each candidate is computed by one thread from start to end, so
+the scores do not depend on the number of threads.
+
+The marginal fit's searches (:func:`knot_cdfs`) are here too: the
+quantile knots of sorted samples and the kernel-smoothed CDF at them.
 
 This module works on arrays only and imports no estimator.
 """
@@ -40,25 +44,57 @@ _KNOTS_PARALLEL_MIN = 2_000_000
 
 
 @njit(cache=True)
-def _rotate_into(X, rows, mat, pre, post, out, lo, hi, sq):
-    """``out[r] = (X[rows[r]] - pre) @ mat.T + post``; column min, max, sum of squares."""
-    m = out.shape[0]
-    d = X.shape[1]
-    tmp = np.empty(d)
+def _kl_columns(Z, lo, hi, sq, counts, kl):
+    """Histogram ``KL(column || N(0, 1))`` of each column of ``Z`` (see the reference).
+
+    One sweep over the rows in memory order fills every column's histogram
+    (``counts`` has a row per column), then each column's entropy.
+    """
+    m, d = Z.shape
+    n_bins = counts.shape[1]
+    width = np.empty(d)
+    for a in range(d):
+        width[a] = (hi[a] - lo[a]) / n_bins
+        for k in range(n_bins):
+            counts[a, k] = 0
+    for r in range(m):
+        for a in range(d):
+            if not hi[a] > lo[a]:
+                continue  # constant: no bins (its KL is set below)
+            k = int(math.floor((Z[r, a] - lo[a]) / width[a]))
+            if k < 0:
+                k = 0
+            elif k > n_bins - 1:
+                k = n_bins - 1
+            counts[a, k] += 1
+    for a in range(d):
+        if not hi[a] > lo[a]:
+            kl[a] = np.inf  # a constant column: entropy -inf
+            continue
+        plogp = 0.0
+        occupied = 0
+        for k in range(n_bins):
+            c = counts[a, k]
+            if c > 0:
+                p = c / m
+                plogp += p * math.log(p)
+                occupied += 1
+        entropy = -plogp + math.log(width[a]) + (occupied - 1) / (2.0 * m)
+        value = -entropy + _HALF_LOG_2PI + 0.5 * (sq[a] / m)
+        kl[a] = max(value, 0.0)
+
+
+@njit(cache=True)
+def _column_stats(Z, lo, hi, sq):
+    """Column minima, maxima and sums of squares of ``Z`` in one sweep (rows in order)."""
+    m, d = Z.shape
     for a in range(d):
         lo[a] = np.inf
         hi[a] = -np.inf
         sq[a] = 0.0
     for r in range(m):
-        i = r if rows.shape[0] == 0 else rows[r]
         for a in range(d):
-            tmp[a] = X[i, a] - pre[a]
-        for a in range(d):
-            total = 0.0
-            for b in range(d):
-                total += mat[a, b] * tmp[b]
-            v = total + post[a]
-            out[r, a] = v
+            v = Z[r, a]
             if v < lo[a]:
                 lo[a] = v
             if v > hi[a]:
@@ -67,24 +103,105 @@ def _rotate_into(X, rows, mat, pre, post, out, lo, hi, sq):
 
 
 @njit(cache=True)
-def _kl_columns(Z, lo, hi, sq, counts, kl):
-    """Histogram ``KL(column || N(0, 1))`` of each column of ``Z`` (see the reference)."""
-    m, d = Z.shape
-    n_bins = counts.shape[0]
+def _marginal_kl_kernel(Z, n_bins, kl):
+    d = Z.shape[1]
+    lo, hi, sq = np.empty(d), np.empty(d), np.empty(d)
+    _column_stats(Z, lo, hi, sq)
+    _kl_columns(Z, lo, hi, sq, np.empty((d, n_bins), dtype=np.int64), kl)
+
+
+@njit(cache=True)
+def _rotate_columns(G, mat, pre, post, T, out):
+    """``out[a] = sum_b mat[a, b] * (G[b] - pre[b]) + post[a]``, whole columns at a time.
+
+    ``G`` holds the rows to rotate as columns (``G[b, r]`` is feature ``b``
+    of row ``r``). Each output element is the fused affine step's
+    arithmetic in its order (``t = x - pre``, the sum over ``b`` in order
+    from 0, then ``+ post``), so the same number; only the loops are
+    exchanged, so that the innermost runs along contiguous rows and
+    vectorizes.
+    """
+    d, m = G.shape
+    for b in range(d):
+        for r in range(m):
+            T[b, r] = G[b, r] - pre[b]
     for a in range(d):
-        if not hi[a] > lo[a]:
-            kl[a] = np.inf  # a constant column: entropy -inf
+        acc = out[a]
+        for r in range(m):
+            acc[r] = 0.0
+        for b in range(d):
+            c = mat[a, b]
+            t = T[b]
+            for r in range(m):
+                acc[r] += c * t[r]
+        p = post[a]
+        for r in range(m):
+            acc[r] = acc[r] + p
+
+
+# Rows per block of _rotate_blocked: its column buffers stay in the L1 cache.
+_ROTATE_BLOCK = 256
+
+
+@njit(cache=True)
+def _rotate_blocked(X, rows, mat, pre, post, out):
+    """``out[r] = (X[rows[r]] - pre) @ mat.T + post`` by blocks of rows turned into columns.
+
+    :func:`_rotate_columns` on each block of rows (gathered as columns,
+    then written back as rows): the fused affine step's numbers, with the
+    innermost loops along contiguous rows.
+    """
+    m = out.shape[0]
+    d = X.shape[1]
+    G = np.empty((d, _ROTATE_BLOCK))
+    T = np.empty((d, _ROTATE_BLOCK))
+    Zc = np.empty((d, _ROTATE_BLOCK))
+    for start in range(0, m, _ROTATE_BLOCK):
+        size = min(_ROTATE_BLOCK, m - start)
+        g, t, z = G[:, :size], T[:, :size], Zc[:, :size]
+        for r in range(size):
+            i = start + r if rows.shape[0] == 0 else rows[start + r]
+            for b in range(d):
+                g[b, r] = X[i, b]
+        _rotate_columns(g, mat, pre, post, t, z)
+        for r in range(size):
+            for a in range(d):
+                out[start + r, a] = z[a, r]
+
+
+@njit(cache=True)
+def _kl_of_columns(Zc, counts, index):
+    """Summed histogram ``KL(column || N(0, 1))`` of the rows of ``Zc`` (one column each).
+
+    The arithmetic of :func:`_kl_columns` (extremes, sum of squares in row
+    order, the same bins), on contiguous columns.
+    """
+    d, m = Zc.shape
+    n_bins = counts.shape[0]
+    total = 0.0
+    for a in range(d):
+        z = Zc[a]
+        lo = np.inf
+        hi = -np.inf
+        sq = 0.0
+        for r in range(m):
+            v = z[r]
+            if v < lo:
+                lo = v
+            if v > hi:
+                hi = v
+            sq += v * v
+        if not hi > lo:
+            total += np.inf  # a constant column: entropy -inf
             continue
-        width = (hi[a] - lo[a]) / n_bins
+        width = (hi - lo) / n_bins
+        for r in range(m):
+            k = int(math.floor((z[r] - lo) / width))
+            index[r] = min(max(k, 0), n_bins - 1)
         for k in range(n_bins):
             counts[k] = 0
         for r in range(m):
-            k = int(math.floor((Z[r, a] - lo[a]) / width))
-            if k < 0:
-                k = 0
-            elif k > n_bins - 1:
-                k = n_bins - 1
-            counts[k] += 1
+            counts[index[r]] += 1
         plogp = 0.0
         occupied = 0
         for k in range(n_bins):
@@ -94,8 +211,9 @@ def _kl_columns(Z, lo, hi, sq, counts, kl):
                 plogp += p * math.log(p)
                 occupied += 1
         entropy = -plogp + math.log(width) + (occupied - 1) / (2.0 * m)
-        value = -entropy + _HALF_LOG_2PI + 0.5 * (sq[a] / m)
-        kl[a] = max(value, 0.0)
+        value = -entropy + _HALF_LOG_2PI + 0.5 * (sq / m)
+        total += max(value, 0.0)
+    return total
 
 
 def _score_all(X, rows, mats, pres, posts, n_bins, keep, scores, best_out):
@@ -103,29 +221,29 @@ def _score_all(X, rows, mats, pres, posts, n_bins, keep, scores, best_out):
     n_cand = mats.shape[0]
     m = X.shape[0] if rows.shape[0] == 0 else rows.shape[0]
     d = X.shape[1]
-    # One buffer per candidate while scoring (m x d each, m bounded by the
-    # caller); candidates run independently, so any thread may take any one.
-    buffers = np.empty((n_cand, m, d))
+    # The scored rows once as columns; then each candidate independently
+    # (any thread may take any one) in its own column buffers.
+    G = np.empty((d, m))
+    for r in range(m):
+        i = r if rows.shape[0] == 0 else rows[r]
+        for b in range(d):
+            G[b, r] = X[i, b]
     for c in prange(n_cand):
-        lo = np.empty(d)
-        hi = np.empty(d)
-        sq = np.empty(d)
-        kl = np.empty(d)
-        counts = np.empty(n_bins, dtype=np.int64)
-        _rotate_into(X, rows, mats[c], pres[c], posts[c], buffers[c], lo, hi, sq)
-        _kl_columns(buffers[c], lo, hi, sq, counts, kl)
-        total = 0.0
-        for a in range(d):
-            total += kl[a]
-        scores[c] = total
+        T = np.empty((d, m))
+        Zc = np.empty((d, m))
+        _rotate_columns(G, mats[c], pres[c], posts[c], T, Zc)
+        scores[c] = _kl_of_columns(Zc, np.empty(n_bins, dtype=np.int64),
+                                   np.empty(m, dtype=np.int64))
     if keep:
         # First maximum (PCA, listed first, wins ties), decided after all
-        # scores are known, so the choice is independent of the schedule.
+        # scores are known, so the choice is independent of the schedule;
+        # its rows are rotated once more in row order (the same arithmetic,
+        # so the same numbers) rather than every candidate's kept.
         best = 0
         for c in range(1, n_cand):
             if scores[c] > scores[best]:
                 best = c
-        best_out[:, :] = buffers[best]
+        _rotate_blocked(X, rows, mats[best], pres[best], posts[best], best_out)
 
 
 _score_all_parallel, _score_all_serial = parallel_and_serial(_score_all)
@@ -190,8 +308,9 @@ def rotated_marginal_kl(X, matrices, pres, posts=None, rows=None, keep_best=Fals
 def marginal_kl(Z):
     """Histogram ``KL(column || N(0, 1))`` of each column, as the NumPy reference.
 
-    :func:`destructors._entropy.marginal_kl_to_normal` in one sweep per
-    column and no temporaries (to rounding).
+    :func:`destructors._entropy.marginal_kl_to_normal` in two sweeps over
+    the rows (extremes and sums of squares, then the histograms) and no
+    temporaries (to rounding).
 
     Parameters
     ----------
@@ -213,12 +332,8 @@ def marginal_kl(Z):
     True
     """
     Z = np.ascontiguousarray(Z, dtype=np.float64)
-    d = Z.shape[1]
-    lo, hi = Z.min(axis=0), Z.max(axis=0)
-    sq = np.einsum("ij,ij->j", Z, Z)
-    counts = np.empty(int(np.ceil(np.sqrt(Z.shape[0]))), dtype=np.int64)
-    kl = np.empty(d)
-    _kl_columns(Z, lo, hi, sq, counts, kl)
+    kl = np.empty(Z.shape[1])
+    _marginal_kl_kernel(Z, int(np.ceil(np.sqrt(Z.shape[0]))), kl)
     return kl
 
 
@@ -250,9 +365,9 @@ def rotate(X, matrix, pre, post=None):
     d = X.shape[1]
     post = np.zeros(d) if post is None else np.asarray(post, dtype=np.float64)
     out = np.empty_like(X)
-    _rotate_into(X, np.zeros(0, np.int64), np.ascontiguousarray(matrix, dtype=np.float64),
-                 np.asarray(pre, dtype=np.float64), post, out, np.empty(d), np.empty(d),
-                 np.empty(d))
+    _rotate_blocked(X, np.zeros(0, np.int64), np.ascontiguousarray(matrix, dtype=np.float64),
+                    np.ascontiguousarray(pre, dtype=np.float64),
+                    np.ascontiguousarray(post, dtype=np.float64), out)
     return out
 
 
