@@ -629,3 +629,100 @@ def knot_cdfs(XT, levels, shifts, smooth):
     kernel(XT, levels, positions, sf_positions, shifts, smooth, xk, starts, counts, cdf, sf,
            n_unique)
     return xk, starts, counts, cdf, sf, n_unique
+
+
+@njit(cache=True)
+def _column_means(X, means):
+    n, d = X.shape
+    for a in range(d):
+        means[a] = 0.0
+    for i in range(n):
+        for a in range(d):
+            means[a] += X[i, a]
+    for a in range(d):
+        means[a] = means[a] / n
+
+
+@njit(cache=True)
+def _centre_twice(X, mean, out):
+    n, d = X.shape
+    again = np.zeros(d)
+    for i in range(n):
+        for a in range(d):
+            v = X[i, a] - mean[a]
+            out[i, a] = v
+            again[a] += v
+    for a in range(d):
+        again[a] = again[a] / n
+    for i in range(n):
+        for a in range(d):
+            out[i, a] -= again[a]
+
+
+def column_means(X):
+    """``X.mean(axis=0)`` of a C-ordered array, the same numbers, in one compiled sweep.
+
+    NumPy sums a C-ordered array's columns row after row (the reduced axis
+    is not the contiguous one), then divides by the count; so does this.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        C-contiguous float64 data (NumPy sums other layouts in another
+        order, so their means may differ in the last bit).
+
+    Returns
+    -------
+    means : ndarray of shape (n_features,)
+        The column means.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._fitkernels import column_means
+    >>> X = np.random.default_rng(0).normal(size=(1000, 3))
+    >>> bool(np.array_equal(column_means(X), X.mean(axis=0)))
+    True
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    means = np.empty(X.shape[1])
+    _column_means(X, means)
+    return means
+
+
+def centred_covariance(X, mean):
+    """``np.cov(X - mean, rowvar=False, bias=True)``, the same numbers, with one copy of ``X``.
+
+    NumPy's ``cov`` copies ``X - mean``, centres the copy on its own column
+    means and multiplies it by its transpose; here the two centrings are one
+    compiled sweep into one buffer, then the same product (the same BLAS
+    call on the same operands) and the same scaling.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        C-contiguous float64 data.
+    mean : ndarray of shape (n_features,)
+        What to subtract first (the column means, normally).
+
+    Returns
+    -------
+    cov : ndarray of shape (n_features, n_features)
+        The biased covariance of the centred data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._fitkernels import centred_covariance
+    >>> X = np.random.default_rng(0).normal(size=(1000, 3))
+    >>> m = X.mean(axis=0)
+    >>> bool(np.array_equal(centred_covariance(X, m), np.cov(X - m, rowvar=False, bias=True)))
+    True
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    Y = np.empty_like(X)
+    _centre_twice(X, np.ascontiguousarray(mean, dtype=np.float64), Y)
+    Yt = Y.T
+    cov = np.dot(Yt, Yt.T.conj())  # np.cov's own expression, so its BLAS call
+    cov *= np.true_divide(1, X.shape[0])
+    return cov

@@ -548,8 +548,19 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
             )
         self._inv_slope = 1.0 / self._slope
         self._forward_table = bucket_table(self.knots_x_, self.n_knots_)
-        self._inverse_table = bucket_table(self.knots_z_, self.n_knots_)
+        self.__dict__.pop("_inverse_table", None)  # built when first inverted
         return self
+
+    def _inverse_search(self):
+        """The inverse map's search table, built on first use: fitting never inverts.
+
+        (Models saved before it was built lazily hold it as ``_inverse_table``.)
+        """
+        table = self.__dict__.get("_inverse_table")
+        if table is not None:
+            return table
+        return self._derived("inverse_table", lambda: bucket_table(self.knots_z_, self.n_knots_),
+                             self.knots_z_, self.n_knots_)
 
     def _warn_degenerate(self, n_unique, n, X_sorted=None):
         # FeatureWarning carries the distinct values, so the top-level fit can
@@ -591,12 +602,12 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
     def _inverse(self, Z):
         return piecewise_linear(
             Z, self.knots_z_, self.knots_x_, self._inv_slope, -self._log_slope, self.n_knots_,
-            self._inverse_table,
+            self._inverse_search(),
         )
 
     def _fused_steps(self):
         return [MarginalStep(self.knots_x_, self.knots_z_, self.n_knots_, self._slope,
-                             self._log_slope, self._forward_table, self._inverse_table)]
+                             self._log_slope, self._forward_table, self._inverse_search())]
 
     def _n_parameters(self):
         # One per knot: a monotone piecewise-linear map through m knots is

@@ -13,7 +13,13 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin
 from sklearn.decomposition import FastICA
 
 from ._compat import Interval, StrOptions
-from ._fitkernels import marginal_kl, rotate, rotated_marginal_kl
+from ._fitkernels import (
+    centred_covariance,
+    column_means,
+    marginal_kl,
+    rotate,
+    rotated_marginal_kl,
+)
 from ._fused import AffineStep, FusedProgram
 from ._stats import Grid, Histograms, Moments, kl_to_normal
 from .base import BaseDestructor, check_random_state, fused_steps
@@ -154,11 +160,17 @@ class PCARotation(_LinearDestructor):
         self.whiten = whiten
 
     def _fit(self, X):
-        mean = X.mean(axis=0)
+        # The compiled sweeps give NumPy's numbers for C-ordered rows (NumPy
+        # sums other layouts in another order); a deep model's are C-ordered.
+        compiled = X.flags.c_contiguous
+        mean = column_means(X) if compiled else X.mean(axis=0)
         d = X.shape[1]
-        if X.shape[0] <= _COV_BLOCK:  # (small: the copies cost little)
+        if X.shape[0] <= _COV_BLOCK:  # (small: the copy costs little)
             with np.errstate(over="ignore", invalid="ignore"):
-                cov = np.cov(X - mean, rowvar=False, bias=True).reshape(d, d)
+                if compiled:
+                    cov = centred_covariance(X, mean).reshape(d, d)
+                else:
+                    cov = np.cov(X - mean, rowvar=False, bias=True).reshape(d, d)
             return self._fit_moments(mean, cov)
         cov = np.zeros((d, d))
         # Co-moments of centred blocks of rows: a copy of one block at a time,
