@@ -122,14 +122,22 @@ def _rotate_columns(G, mat, pre, post, T, out):
     vectorizes.
     """
     d, m = G.shape
+    shifted = False
     for b in range(d):
-        for r in range(m):
-            T[b, r] = G[b, r] - pre[b]
+        shifted = shifted or pre[b] != 0.0
+    if shifted:
+        for b in range(d):
+            for r in range(m):
+                T[b, r] = G[b, r] - pre[b]
+    else:
+        T = G  # x - 0.0 is x, even for -0.0
     for a in range(d):
         acc = out[a]
+        c = mat[a, 0]
+        t = T[0]
         for r in range(m):
-            acc[r] = 0.0
-        for b in range(d):
+            acc[r] = 0.0 + c * t[r]  # (0.0 + -0.0 is 0.0, as the sum from 0 gives)
+        for b in range(1, d):
             c = mat[a, b]
             t = T[b]
             for r in range(m):
@@ -178,19 +186,23 @@ def _kl_of_columns(Zc, counts, index):
     """
     d, m = Zc.shape
     n_bins = counts.shape[0]
+    # Each column's extremes and sum of squares in row order, all columns in
+    # one loop: their d chains of additions run side by side.
+    los = np.full(d, np.inf)
+    his = np.full(d, -np.inf)
+    sqs = np.zeros(d)
+    for r in range(m):
+        for a in range(d):
+            v = Zc[a, r]
+            if v < los[a]:
+                los[a] = v
+            if v > his[a]:
+                his[a] = v
+            sqs[a] += v * v
     total = 0.0
     for a in range(d):
         z = Zc[a]
-        lo = np.inf
-        hi = -np.inf
-        sq = 0.0
-        for r in range(m):
-            v = z[r]
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-            sq += v * v
+        lo, hi, sq = los[a], his[a], sqs[a]
         if not hi > lo:
             total += np.inf  # a constant column: entropy -inf
             continue
