@@ -172,12 +172,14 @@ def _sample_knots(XT, n_knots, smoothing):
             zk = np.where(
                 cdf_k < 0.5, ndtri(np.maximum(cdf_k, tiny)), -ndtri(np.maximum(sf_k, tiny))
             )
-            keep = np.r_[True, np.diff(zk) > 0]
+            keep = np.empty(c, dtype=bool)
+            keep[0] = True
+            np.greater(zk[1:], zk[:-1], out=keep[1:])  # np.r_[True, np.diff(zk) > 0]
             if np.count_nonzero(keep) >= 2:
                 knots.append((xk[j, :c][keep], zk[keep]))
                 continue
         first = starts[j, :c]
-        zk = np.add.reduceat(ndtri(levels), first) / np.diff(np.r_[first, m])
+        zk = np.add.reduceat(ndtri(levels), first) / np.diff(np.append(first, m))
         knots.append((xk[j, :c].copy(), zk))
     return knots, n_unique
 
