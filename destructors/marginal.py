@@ -479,8 +479,9 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
             X = X[rng.choice(n, self.subsample, replace=False)]
             n = self.subsample
         n_knots = self._resolution(n)
-        # One sorted row per feature (a contiguous row sorts faster than a column).
-        XT = np.ascontiguousarray(X.T)
+        # One sorted row per feature (a contiguous row sorts faster than a
+        # column), in a copy: X.T of Fortran-ordered data is the data itself.
+        XT = np.array(X.T, order="C")
         XT.sort(axis=1)
         # Extreme scales overflow the spread estimate; _set_knots rejects them.
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
