@@ -117,7 +117,8 @@ def _mib(n_bytes):
 # -- phases ------------------------------------------------------------------------
 def fit_phase(client, n_rows, chunk, n_layers):
     X = lazy_data(n_rows, chunk, seed=1)
-    model = RBIG(max_layers=n_layers, early_stopping=False, tol=None, random_state=0, verbose=1)
+    model = RBIG(rotation="greedy", max_layers=n_layers, early_stopping=False, tol=None,
+                 random_state=0, verbose=1)
     with PeakMemory(client) as mem:
         start = time.perf_counter()
         model.fit(X)
@@ -146,7 +147,8 @@ def quality_check(model, n_rows, chunk, n_test):
     """Held-out scores of the Dask fit and of the NumPy fit of the same rows."""
     X = lazy_data(n_rows, chunk, seed=1).compute(scheduler="sync")  # the rows fitted
     X_test = lazy_data(n_test, chunk, seed=3).compute(scheduler="sync")
-    eager = RBIG(max_layers=model.max_layers, early_stopping=False, tol=None, random_state=0)
+    eager = RBIG(rotation="greedy", max_layers=model.max_layers, early_stopping=False, tol=None,
+                 random_state=0)
     start = time.perf_counter()
     eager.fit(X)
     seconds = time.perf_counter() - start
@@ -156,7 +158,8 @@ def quality_check(model, n_rows, chunk, n_test):
 def deep_phase(client, n_rows, chunk, n_layers):
     """A fixed-depth damped fit; (passes, seconds) of every layer and the peak memory."""
     X = lazy_data(n_rows, chunk, seed=1)
-    model = RBIG(max_layers=n_layers, early_stopping=False, tol=None, random_state=0, verbose=1)
+    model = RBIG(rotation="greedy", max_layers=n_layers, early_stopping=False, tol=None,
+                 random_state=0, verbose=1)
     with PeakMemory(client) as mem:
         start = time.perf_counter()
         model.fit(X)
@@ -179,7 +182,7 @@ def deep_main(args):
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
         dashboard_address=None, memory_limit=args.memory_limit,
     ) as cluster, Client(cluster) as client:
-        warm = RBIG(max_layers=2, early_stopping=False, random_state=0)
+        warm = RBIG(rotation="greedy", max_layers=2, early_stopping=False, random_state=0)
         warm.fit(lazy_data(20_000, 10_000, seed=0))
         model, seconds, mem = deep_phase(client, args.fit_rows, args.chunk, args.layers)
     log = model._fit_log
@@ -270,7 +273,7 @@ def main(argv=None):
         dashboard_address=None, memory_limit="8GiB",
     ) as cluster, Client(cluster) as client:
         # Warm up: import and compile in the workers before timing.
-        warm = RBIG(max_layers=2, early_stopping=False, random_state=0)
+        warm = RBIG(rotation="greedy", max_layers=2, early_stopping=False, random_state=0)
         warm.fit(lazy_data(20_000, 10_000, seed=0))
         float(warm.score(lazy_data(20_000, 10_000, seed=0)))
 

@@ -54,14 +54,17 @@ def default_candidates():
       number of components chosen on held-out rows): the front of
       ``"mixture-rbig"`` below without refinement, so refinement is kept
       only where held-out rows gain from it;
-    - ``"rbig"``: ``RBIG()``, damped layers after an undamped first one;
+    - ``"rbig"``: ``RBIG()``, damped layers after an undamped first one,
+      learned directions (:class:`~destructors.LearnedRotation`);
     - ``"rbig-damped"``: ``RBIG(first_damping=None)``, every layer damped,
       better where the raw marginals are already near Gaussian;
     - ``"mixture-rbig"``: a :class:`GaussianMixtureDestructor` front (its
       number of components chosen on held-out rows) refined by damped RBIG
       layers kept only while held-out rows gain, for clustered data;
-    - ``"rbig-learned"``: ``RBIG(rotation="learned")``, learned directions
-      (:class:`~destructors.LearnedRotation`).
+    - ``"rbig-greedy"``: ``RBIG(rotation="greedy")``, the best of PCA and
+      random rotations at each layer (:class:`~destructors.GreedyRotation`),
+      RBIG's rotation before the learned one, level or better on some small
+      and 2-D data (``benchmarks/bench_learned.py``).
 
     Returns
     -------
@@ -80,7 +83,7 @@ def default_candidates():
         ("rbig", deep.RBIG()),
         ("rbig-damped", deep.RBIG(first_damping=None)),
         ("mixture-rbig", deep.RBIG(front=GaussianMixtureDestructor(), first_damping=None)),
-        ("rbig-learned", deep.RBIG(rotation="learned")),
+        ("rbig-greedy", deep.RBIG(rotation="greedy")),
     ]
     return candidates
 

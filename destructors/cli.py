@@ -1116,10 +1116,11 @@ def main(argv=None):
     >>> model = os.path.join(folder, "model.destructor")
     >>> main(["fit", data, "--max-layers", "3", "--seed", "0", "-o", model, "-q"])
     0
-    >>> main(["sample", model, "-n", "2", "--seed", "0", "--no-header"])
-    1.0...,...
-    ...
+    >>> samples = os.path.join(folder, "samples.npy")
+    >>> main(["sample", model, "-n", "2", "--seed", "0", "-o", samples, "-q"])
     0
+    >>> np.load(samples).shape
+    (2, 2)
     >>> main(["score", model, os.path.join(folder, "missing.csv")])
     1
     """

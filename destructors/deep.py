@@ -739,17 +739,17 @@ class RBIG(DeepDestructor):
 
     Parameters
     ----------
-    rotation : {"greedy", "learned", "pca", "random", "ica"} or a registered name, \
-            default="greedy"
-        Rotation after each marginal Gaussianization: ``"greedy"``
-        (:class:`GreedyRotation`) keeps whichever of PCA and a few random
-        rotations exposes the most non-Gaussianity; ``"learned"``
-        (:class:`LearnedRotation`) climbs from that start toward the most
-        non-Gaussian directions (better held-out likelihood on 8 of 10 data
-        sets in ``benchmarks/bench_learned.py``, for 2-3.5 times the fit
-        time; not the default yet, see its notes); ``"pca"`` is classic
-        RBIG; ``"random"`` draws Haar rotations; ``"ica"`` runs FastICA
-        (slow in many dimensions).
+    rotation : {"learned", "greedy", "pca", "random", "ica"} or a registered name, \
+            default="learned"
+        Rotation after each marginal Gaussianization: ``"learned"``
+        (:class:`LearnedRotation`) climbs from the best of PCA and a few
+        random rotations toward the most non-Gaussian directions (better
+        held-out likelihood on 8 of the 13 data sets of
+        ``benchmarks/bench_quality.py``, within a standard error on the
+        others, for 1.5-3 times the fit time); ``"greedy"``
+        (:class:`GreedyRotation`) keeps that best start; ``"pca"`` is
+        classic RBIG; ``"random"`` draws Haar rotations; ``"ica"`` runs
+        FastICA (slow in many dimensions).
     n_knots : int or "auto", default="auto"
         Resolution of each marginal map (see :class:`MarginalGaussianizer`).
     smoothing : float, default=0.3
@@ -760,7 +760,7 @@ class RBIG(DeepDestructor):
     damping : float in (0, 1], default=0.3
         Fraction of each marginal step taken (see
         :class:`MarginalGaussianizer`): smaller steps need more layers and
-        generalize better. ``damping=1.0, first_damping=None`` is classic
+        generalize better. ``rotation="pca", damping=1.0, first_damping=None`` is classic
         RBIG. The default was chosen by held-out likelihood on 13 data sets
         (``benchmarks/bench_quality.py``): it beat full steps on all of them
         (median +0.21 nats) for about 4-6 times the fit time.
@@ -835,7 +835,7 @@ class RBIG(DeepDestructor):
 
     def __init__(
         self,
-        rotation="greedy",
+        rotation="learned",
         n_knots="auto",
         smoothing=0.3,
         subsample=200_000,

@@ -15,7 +15,9 @@ Its gradient is ``2 / m * sum_i (y_(i) - q_i) x_(i)``, the rows taken in the
 order of their projections (the sort is locally constant). Steps are Cayley
 retractions ``Q <- (I - t/2 A)^-1 (I + t/2 A) Q`` along the Riemannian
 gradient ``A = G Q^T - Q G^T`` (skew), with backtracking; only steps that
-raise the objective are taken.
+raise the objective are taken. Each step's generator is rounded to a fixed
+grid, so that the directions found do not amplify rounding-level changes of
+the data (see ``_STEP_GRID``).
 """
 
 import numbers
@@ -43,7 +45,33 @@ _ARMIJO = 1e-4
 # angle tried, and the halvings before a step is given up.
 _FIRST_ANGLE = 0.25
 _MAX_ANGLE = 0.8
+# Each step's generator is rounded to a grid of this many radians. Gradient
+# ascent with steps of a set angle amplifies any change of the data, rounding
+# included, by roughly angle / |A| per step where the gradient A is small
+# (tens of times per step in practice), so a few steps would let the last
+# bits of the data choose the directions. With rounded generators a rounding
+# change of the data gives the very same steps (unless a generator entry sits
+# within that change of a grid boundary), and the fitted matrix inherits
+# only the start's smooth dependence on the data. The spacing is irrational
+# (2**-12.5): in 2-D the generator's entries are exactly the trial angles,
+# 0.25 * 1.5**a * 2**-b, which a dyadic grid would put on its half-way
+# points, where the last bit decides the rounding.
+_STEP_GRID = 2.0**-12.5
 _MAX_HALVINGS = 8
+# A step must also raise the objective by this fraction of its value. Near
+# the optimum the gains shrink towards rounding noise, and a climb that took
+# any gain would let the last bits of the data decide how far it goes.
+_REL_GAIN = 1e-7
+# Of the visited points, a later one is kept only if it exposes more summed
+# marginal KL than every earlier one by this fraction. The KL estimate is
+# piecewise constant in the directions (it bins the projections), so points
+# a tiny step apart score equal up to rounding: an exact argmax would be
+# decided by the last bit.
+_KL_MARGIN = 1e-9
+# Fewer subsample rows than this: no climb (the start is kept). A
+# Wasserstein distance estimated from a handful of rows is noise, and with
+# fewer rows than features a direction can align exactly with the data.
+MIN_CLIMB_ROWS = 100
 
 
 def normal_scores(m):
@@ -125,6 +153,11 @@ def climb(X, Q, k, n_steps, keep=False):
     (the skew generator has no block among them alone, which would leave the
     objective unchanged).
 
+    A step is the Cayley map of the Riemannian gradient scaled to a trial
+    angle and rounded entrywise to a grid of ``2**-12.5`` rad, halved until it gains
+    (Armijo). The rounding makes the steps a piecewise constant function of
+    the data, so a rounding-level change of the data leaves them unchanged.
+
     Parameters
     ----------
     X : ndarray of shape (m, d)
@@ -141,7 +174,9 @@ def climb(X, Q, k, n_steps, keep=False):
     Q : ndarray of shape (d, d)
         Orthogonal to rounding (re-orthonormalize before use).
     path : list of float
-        Objective at the start and after every accepted step; increasing.
+        Objective at the start and after every accepted step; increasing,
+        each step by at least ``1e-7`` of the value it starts from (smaller
+        gains end the climb: they are within reach of rounding).
 
     Examples
     --------
@@ -166,17 +201,20 @@ def climb(X, Q, k, n_steps, keep=False):
         G[:k] = (2.0 / m) * (residual.T @ X)
         A = G @ Q.T
         A = A - A.T
-        # The first-order gain of t * A is t * <G Q^T, A> = t * |A|^2 / 2.
-        slope = 0.5 * float(np.einsum("ij,ij->", A, A))
         norm = np.linalg.norm(A, 2)
-        if not (slope > 0.0 and np.isfinite(slope)):
+        if not (norm > 0.0 and np.isfinite(norm)):
             break
         t = angle / norm
         for _ in range(_MAX_HALVINGS):
-            Q_new = _cayley(A, t) @ Q
-            value_new, residual_new = wasserstein_objective(X @ Q_new[:k].T, q)
-            if value_new >= value + _ARMIJO * t * slope and value_new > value:
-                break
+            # Rounding half to even is odd-symmetric, so B stays skew.
+            B = np.round(t * A / _STEP_GRID) * _STEP_GRID
+            # First-order gain of B: <G Q^T, B> = <A, B> / 2.
+            gain = 0.5 * float(np.einsum("ij,ij->", A, B))
+            if gain > 0.0:
+                Q_new = _cayley(B, 1.0) @ Q
+                value_new, residual_new = wasserstein_objective(X @ Q_new[:k].T, q)
+                if value_new >= value + max(_ARMIJO * gain, _REL_GAIN * value):
+                    break
             t *= 0.5
         else:
             break
@@ -250,7 +288,9 @@ class LearnedRotation(_LinearDestructor):
     n_steps : int, default=10
         Maximum number of accepted gradient steps; 0 keeps the greedy start.
     subsample : int, default=2000
-        Rows the start and the steps see (all rows if fewer).
+        Rows the start and the steps see (all rows if fewer). With fewer
+        than ``MIN_CLIMB_ROWS`` (100) rows there is no climb: the greedy
+        start is kept.
     n_random : int, default=4
         Haar-random start candidates besides PCA.
     select : {"kl", "last"}, default="kl"
@@ -258,8 +298,10 @@ class LearnedRotation(_LinearDestructor):
         included) whose projected marginals have the largest summed KL
         divergence to N(0, 1) on the subsample, the gain the next marginal
         step takes, for which the Wasserstein objective stands in (it weighs
-        the tails most); ``"last"`` the last one, the Wasserstein optimum.
-        ``"kl"`` was better on 2-D moons and a 4-D banana and level
+        the tails most; a later point must exceed every earlier one by a
+        relative ``1e-9``, so points a tiny step apart, which bin alike and
+        score equal up to rounding, go to the earlier); ``"last"`` the last
+        one, the Wasserstein optimum. ``"kl"`` was better on 2-D moons and a 4-D banana and level
         elsewhere (``benchmarks/bench_learned.py``).
     random_state : int, RandomState instance or None, default=None
         Seeds the subsample and the random candidates.
@@ -350,19 +392,27 @@ class LearnedRotation(_LinearDestructor):
         d = S.shape[1]
         k = d if self.n_directions is None else min(int(self.n_directions), d)
         Xs = S - shift
-        # The k most non-Gaussian directions of the start go first (ties by
-        # position: a stable sort, never a float comparison left to chance).
         q = normal_scores(Xs.shape[0])
-        per_direction = [wasserstein_objective(Xs @ row[:, None], q)[0] for row in start.matrix_]
-        order = np.argsort(-np.asarray(per_direction), kind="stable")
-        Q, path, visited = climb(Xs, start.matrix_[order], k, self.n_steps, keep=True)
+        Q = start.matrix_
+        if k < d:
+            # The k most non-Gaussian directions of the start go first (ties
+            # by position: a stable sort). With k = d every direction climbs
+            # and their order is left as the start's.
+            per_direction = [wasserstein_objective(Xs @ row[:, None], q)[0] for row in Q]
+            Q = Q[np.argsort(-np.asarray(per_direction), kind="stable")]
+        n_steps = self.n_steps if Xs.shape[0] >= MIN_CLIMB_ROWS else 0
+        Q, path, visited = climb(Xs, Q, k, n_steps, keep=True)
         if self.select == "kl" and len(visited) > 1:
             # The gain of the next marginal step is the summed marginal KL;
             # the Wasserstein objective only stands in for it (it weighs
             # tails most), so keep the point of the climb that exposes most
-            # by the greedy measure. Ties go to the earlier point (argmax).
+            # by the greedy measure; a later point must beat the best
+            # earlier one by a margin (see _KL_MARGIN).
             kl = [marginal_kl_to_normal(Xs @ V.T).sum() for V in visited]
-            best = int(np.argmax(kl))
+            best = 0
+            for i in range(1, len(kl)):
+                if kl[i] > kl[best] + _KL_MARGIN * max(1.0, abs(kl[best])):
+                    best = i
             Q, path = visited[best], path[: best + 1]
         Q = orthonormalize(Q)
         self.objective_path_ = np.asarray(path)

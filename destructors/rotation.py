@@ -138,6 +138,12 @@ class PCARotation(_LinearDestructor):
         The training mean.
     explained_variance_ : ndarray of shape (n_features,)
         Variance along each axis, decreasing.
+    full_rank_ : bool
+        Whether every axis has variance above rounding (``d * eps`` of the
+        largest). With no more rows than features, or collinear features,
+        the last axes carry only rounding noise; rotation search
+        (:func:`score_candidates`) then never picks this candidate, since a
+        marginal step after it would blow that noise up to unit scale.
     log_det_ : float
         log|det matrix_|.
     n_features_in_ : int
@@ -233,9 +239,10 @@ class PCARotation(_LinearDestructor):
         d = cov.shape[0]
         eigvec *= _axis_signs(eigvec)
         self.explained_variance_ = eigval
+        tiny = np.finfo(np.float64).eps * max(eigval.max(), 1e-300) * d
+        self.full_rank_ = bool(eigval.min() > tiny)
         if self.whiten:
-            tiny = np.finfo(np.float64).eps * max(eigval.max(), 1e-300) * d
-            if eigval.min() <= tiny:
+            if not self.full_rank_:
                 raise ValueError(
                     "PCARotation(whiten=True) needs a full-rank covariance; the "
                     "training data lie in a lower-dimensional subspace."
@@ -654,7 +661,8 @@ def score_candidates(candidates, X, rows=None):
     Returns
     -------
     scores : list of float
-        One per candidate.
+        One per candidate; ``-inf`` for a rank-deficient PCA
+        (``full_rank_`` False).
 
     Examples
     --------
@@ -673,7 +681,18 @@ def score_candidates(candidates, X, rows=None):
 
 
 def _score_fitted(candidates, X, rows=None, keep_best=False):
-    """Scores of fitted candidates on ``X[rows]``, and the first best's output if asked."""
+    """Scores of fitted candidates on ``X[rows]``, and the first best's output if asked.
+
+    A candidate fitted as rank-deficient (``full_rank_`` False) scores -inf
+    and is never the best.
+    """
+    usable = [getattr(c, "full_rank_", True) for c in candidates]
+    if not all(usable):
+        keep = [i for i, ok in enumerate(usable) if ok]
+        part, Z = _score_fitted([candidates[i] for i in keep], X, rows, keep_best)
+        scores = np.full(len(candidates), -np.inf)
+        scores[keep] = part
+        return scores, Z
     steps = [fused_steps(c) for c in candidates]
     if all(s is not None and len(s) == 1 and isinstance(s[0], AffineStep) for s in steps):
         steps = [s[0] for s in steps]

@@ -238,8 +238,9 @@ def test_bad_input_and_input_unchanged():
 def test_default_candidates_use_rbig_defaults_and_differ():
     candidates = dict(default_candidates())
     assert list(candidates) == ["gaussian", "mixture", "rbig", "rbig-damped",
-                                "mixture-rbig", "rbig-learned"]
-    assert candidates["rbig-learned"].get_params()["rotation"] == "learned"
+                                "mixture-rbig", "rbig-greedy"]
+    assert candidates["rbig"].get_params()["rotation"] == "learned"
+    assert candidates["rbig-greedy"].get_params()["rotation"] == "greedy"
     params = [c.get_params() for c in candidates.values() if hasattr(c, "front")]
     # No two RBIG candidates are the same model.
     assert len({repr(sorted(p.items(), key=str)) for p in params}) == len(params)

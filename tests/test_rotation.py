@@ -16,6 +16,7 @@ from sklearn.base import clone
 from sklearn.decomposition import FastICA
 
 from destructors import GreedyRotation, ICARotation, PCARotation, RandomRotation
+from destructors.rotation import score_candidates
 
 ROTATIONS = [
     PCARotation(),
@@ -249,3 +250,17 @@ def test_pca_axis_signs_do_not_hang_on_a_rounding_bit():
         nudged = X.copy()
         nudged[:, 1] *= 1.0 + (k - 20) * np.finfo(float).eps  # the old rule flipped 19 of 40
         np.testing.assert_allclose(PCARotation().fit(nudged).matrix_, reference, atol=1e-9)
+
+
+def test_rank_deficient_pca_is_never_the_chosen_candidate():
+    # Two rows in 2-D lie on a line: PCA's second axis holds only rounding
+    # noise, which a marginal step after it would blow up to unit scale (a
+    # fresh row off the line then left float64 a few layers later).
+    X = np.array([[0.12573022, -0.13210486], [0.64042265, 0.10490012]])
+    pca = PCARotation().fit(X)
+    assert not pca.full_rank_
+    assert PCARotation().fit(np.random.default_rng(0).normal(size=(50, 2))).full_rank_
+    scores = score_candidates([PCARotation(), RandomRotation(random_state=0)], X)
+    assert scores[0] == -np.inf and np.isfinite(scores[1])
+    greedy = GreedyRotation(random_state=0).fit(X)
+    assert greedy.chosen_ == "random"
