@@ -521,11 +521,17 @@ class GreedyRotation(_LinearDestructor):
             # Drawn after the candidates' seeds, so they do not depend on it.
             rows = np.sort(rng.choice(X.shape[0], self.subsample, replace=False))
         keep = keep_output and rows is None
+        # A rank-deficient PCA scores -inf, as in score_candidates (unless it
+        # is the only candidate).
+        first = 0 if pca.full_rank_ or len(candidates) == 1 else 1
+        scored = candidates[first:]
         result = rotated_marginal_kl(
-            X, np.stack([c[0] for c in candidates]), np.stack([c[1] for c in candidates]),
-            np.zeros((len(candidates), d)), rows=rows, keep_best=keep,
+            X, np.stack([c[0] for c in scored]), np.stack([c[1] for c in scored]),
+            np.zeros((len(scored), d)), rows=rows, keep_best=keep,
         )
-        scores, Z = result if keep else (result, None)
+        part, Z = result if keep else (result, None)
+        scores = np.full(len(candidates), -np.inf)
+        scores[first:] = part
         self._choose(candidates, scores)
         return Z
 
