@@ -2,13 +2,14 @@
 
 Run ``python benchmarks/bench_fit.py`` (``--quick`` for a smoke run). Parts:
 
-a. depth: ``RBIG(max_layers=L, early_stopping=False, tol=None)`` (damped
-   defaults, greedy rotations, fixed depth) on 30,000 x 7 rows, timed here
-   and with the code of this issue's starting point (commit ``037f220``,
-   extracted with ``git archive`` into a temporary folder and run in a
-   subprocess) in the same run. Each layer sees the same number of rows
-   whatever its depth, so the old path may be timed on fewer layers
-   (``--old-layers``) and compared per layer; the table says which;
+a. depth: ``RBIG(max_layers=L, early_stopping=False, tol=None,
+   rotation="greedy")`` (damped defaults, greedy rotations pinned, fixed
+   depth) on 30,000 x 7 rows, timed here and with the code of this issue's
+   starting point (commit ``037f220``, extracted with ``git archive`` into a
+   temporary folder and run in a subprocess) in the same run. Each layer
+   sees the same number of rows whatever its depth, so the old path may be
+   timed on fewer layers (``--old-layers``) and compared per layer; the
+   table says which;
 b. default fit of 10,000 x 10 rows against scikit-learn's
    ``GaussianMixture`` (full covariances) with ``n_components`` chosen on a
    validation split (80 / 20, the winner refitted on all rows); time and
@@ -101,7 +102,10 @@ def _load():
 
 
 def depth_part(old_root, layers, old_layers, n):
-    params = {"max_layers": layers, "early_stopping": False, "tol": None}
+    # The greedy rotation pinned (the old code's default), so that both codes
+    # fit the same model whatever RBIG's default rotation becomes.
+    params = {"max_layers": layers, "early_stopping": False, "tol": None,
+              "rotation": "greedy"}
     new = run_version(ROOT, {"n": n, "d": 7, "seed": 1, "n_test": 10_000, "params": params})
     old_params = dict(params, max_layers=old_layers)
     old = run_version(old_root, {"n": n, "d": 7, "seed": 1, "n_test": 10_000,

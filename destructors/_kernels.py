@@ -12,6 +12,7 @@ The same kernel runs the inverse: swap ``xp`` and ``fp``, invert the slopes
 and negate their logs.
 """
 
+import contextlib
 import os
 import threading
 import types
@@ -59,11 +60,47 @@ def use_parallel(n_elements):
     >>> use_parallel(10), use_parallel(10**6)
     (False, True)
     """
+    minimum = max(_PARALLEL_MIN_ELEMENTS, getattr(_LOCAL, "min_elements", 0))
     return (
-        n_elements >= _PARALLEL_MIN_ELEMENTS
+        n_elements >= minimum
         and threading.current_thread() is threading.main_thread()
         and os.getpid() == _IMPORT_PID
     )
+
+
+_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def parallel_min_elements(n_elements):
+    """A context in which this thread's kernel calls run in parallel only from ``n_elements``.
+
+    For loops of many small calls: a deep model's stacking loop calls a few
+    kernels per layer on the same moderate array, and between the calls the
+    idle Numba threads wait for work on the cores the loop's own NumPy work
+    needs. The numbers do not change (every kernel gives the same ones on
+    any number of threads), only which compilation runs.
+
+    Parameters
+    ----------
+    n_elements : int
+        The threshold inside the context (the default one still applies
+        where it is higher).
+
+    Examples
+    --------
+    >>> from destructors._kernels import parallel_min_elements, use_parallel
+    >>> with parallel_min_elements(10**7):
+    ...     inside = use_parallel(10**6)
+    >>> inside, use_parallel(10**6)
+    (False, True)
+    """
+    previous = getattr(_LOCAL, "min_elements", 0)
+    _LOCAL.min_elements = n_elements
+    try:
+        yield
+    finally:
+        _LOCAL.min_elements = previous
 
 
 def parallel_and_serial(func, **options):

@@ -9,7 +9,7 @@ from scipy.special import ndtri
 from sklearn.base import OneToOneFeatureMixin
 
 from ._compat import Interval, StrOptions
-from ._fitkernels import interp_pair
+from ._fitkernels import interp_pair, knot_cdfs
 from ._fused import MarginalStep
 from ._kernels import bucket_table, piecewise_linear
 from ._stats import Histograms, feature_histograms
@@ -138,6 +138,50 @@ def gaussian_knots(x_sorted, n_knots, smoothing=0.0):
     positions = (np.arange(n) + 0.5) / n
     bandwidth = smoothing * 0.9 * _silverman_scale(x_sorted) * n**-0.2 if smoothing > 0 else 0.0
     return _knots_from_cdf(x_sorted, positions, 1.0 - positions, n, n_knots, bandwidth)
+
+
+def _sample_knots(XT, n_knots, smoothing):
+    """:func:`gaussian_knots` of every row of ``XT`` (each a sorted sample), and distinct counts.
+
+    The same numbers as ``gaussian_knots(XT[j], n_knots, smoothing)`` for
+    each ``j``: the searches run in one compiled pass over all features
+    (:func:`destructors._fitkernels.knot_cdfs`, one feature a thread), and
+    the rest is the same NumPy arithmetic on the same arrays.
+    """
+    d, n = XT.shape
+    m = max(2, min(int(n_knots), n))
+    levels = np.linspace(0.5 / n, 1.0 - 0.5 / n, m)
+    bandwidth = np.zeros(d)
+    if smoothing > 0:
+        std = XT.std(axis=1)
+        for j in range(d):
+            q1, q3 = _sorted_quantile(XT[j], 0.25), _sorted_quantile(XT[j], 0.75)
+            bandwidth[j] = smoothing * 0.9 * _silverman_spread(std[j], q1, q3) * n**-0.2
+    smooth = bandwidth > 0
+    xk, starts, counts, cdf_s, sf_s, n_unique = knot_cdfs(
+        XT, levels, bandwidth[:, None] * _GH_NODES, smooth)
+    tiny = np.finfo(np.float64).tiny
+    knots = []
+    for j in range(d):
+        c = counts[j]
+        if c < 2:
+            knots.append((np.array([XT[j, 0] - 1.0, XT[j, 0] + 1.0]), np.array([-1.0, 1.0])))
+            continue
+        if smooth[j]:
+            cdf_k, sf_k = cdf_s[j, :c] @ _GH_WEIGHTS, sf_s[j, :c] @ _GH_WEIGHTS
+            zk = np.where(
+                cdf_k < 0.5, ndtri(np.maximum(cdf_k, tiny)), -ndtri(np.maximum(sf_k, tiny))
+            )
+            keep = np.empty(c, dtype=bool)
+            keep[0] = True
+            np.greater(zk[1:], zk[:-1], out=keep[1:])  # np.r_[True, np.diff(zk) > 0]
+            if np.count_nonzero(keep) >= 2:
+                knots.append((xk[j, :c][keep], zk[keep]))
+                continue
+        first = starts[j, :c]
+        zk = np.add.reduceat(ndtri(levels), first) / np.diff(np.append(first, m))
+        knots.append((xk[j, :c].copy(), zk))
+    return knots, n_unique
 
 
 def histogram_knots(
@@ -435,16 +479,14 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
             X = X[rng.choice(n, self.subsample, replace=False)]
             n = self.subsample
         n_knots = self._resolution(n)
-        X_sorted = np.sort(X, axis=0)
+        # One sorted row per feature (a contiguous row sorts faster than a
+        # column), in a copy: X.T of Fortran-ordered data is the data itself.
+        XT = np.array(X.T, order="C")
+        XT.sort(axis=1)
         # Extreme scales overflow the spread estimate; _set_knots rejects them.
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-            knots = [
-                gaussian_knots(X_sorted[:, j], n_knots, self.smoothing)
-                for j in range(X.shape[1])
-            ]
-        # Column by column: a difference array of all columns would be another copy.
-        n_unique = np.array([1 + np.count_nonzero(col[1:] > col[:-1]) for col in X_sorted.T])
-        self._warn_degenerate(n_unique, n, X_sorted)
+            knots, n_unique = _sample_knots(XT, n_knots, self.smoothing)
+        self._warn_degenerate(n_unique, n, XT.T)
         return self._set_knots(knots)
 
     def _fit_histograms(self, histograms):
@@ -509,8 +551,19 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
             )
         self._inv_slope = 1.0 / self._slope
         self._forward_table = bucket_table(self.knots_x_, self.n_knots_)
-        self._inverse_table = bucket_table(self.knots_z_, self.n_knots_)
+        self.__dict__.pop("_inverse_table", None)  # built when first inverted
         return self
+
+    def _inverse_search(self):
+        """The inverse map's search table, built on first use: fitting never inverts.
+
+        (Models saved before it was built lazily hold it as ``_inverse_table``.)
+        """
+        table = self.__dict__.get("_inverse_table")
+        if table is not None:
+            return table
+        return self._derived("inverse_table", lambda: bucket_table(self.knots_z_, self.n_knots_),
+                             self.knots_z_, self.n_knots_)
 
     def _warn_degenerate(self, n_unique, n, X_sorted=None):
         # FeatureWarning carries the distinct values, so the top-level fit can
@@ -552,12 +605,12 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
     def _inverse(self, Z):
         return piecewise_linear(
             Z, self.knots_z_, self.knots_x_, self._inv_slope, -self._log_slope, self.n_knots_,
-            self._inverse_table,
+            self._inverse_search(),
         )
 
     def _fused_steps(self):
         return [MarginalStep(self.knots_x_, self.knots_z_, self.n_knots_, self._slope,
-                             self._log_slope, self._forward_table, self._inverse_table)]
+                             self._log_slope, self._forward_table, self._inverse_search())]
 
     def _n_parameters(self):
         # One per knot: a monotone piecewise-linear map through m knots is

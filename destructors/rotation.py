@@ -5,14 +5,21 @@ constant ``log|det matrix_|``, computed once at fit time.
 """
 
 import numbers
+import threading
 
 import numpy as np
-from scipy.stats import ortho_group, special_ortho_group
+from scipy.stats import special_ortho_group
 from sklearn.base import ClassNamePrefixFeaturesOutMixin
 from sklearn.decomposition import FastICA
 
 from ._compat import Interval, StrOptions
-from ._fitkernels import marginal_kl, rotate, rotated_marginal_kl
+from ._fitkernels import (
+    centred_covariance,
+    column_means,
+    marginal_kl,
+    rotate,
+    rotated_marginal_kl,
+)
 from ._fused import AffineStep, FusedProgram
 from ._stats import Grid, Histograms, Moments, kl_to_normal
 from .base import BaseDestructor, check_random_state, fused_steps
@@ -159,11 +166,17 @@ class PCARotation(_LinearDestructor):
         self.whiten = whiten
 
     def _fit(self, X):
-        mean = X.mean(axis=0)
+        # The compiled sweeps give NumPy's numbers for C-ordered rows (NumPy
+        # sums other layouts in another order); a deep model's are C-ordered.
+        compiled = X.flags.c_contiguous
+        mean = column_means(X) if compiled else X.mean(axis=0)
         d = X.shape[1]
-        if X.shape[0] <= _COV_BLOCK:  # (small: the copies cost little)
+        if X.shape[0] <= _COV_BLOCK:  # (small: the copy costs little)
             with np.errstate(over="ignore", invalid="ignore"):
-                cov = np.cov(X - mean, rowvar=False, bias=True).reshape(d, d)
+                if compiled:
+                    cov = centred_covariance(X, mean).reshape(d, d)
+                else:
+                    cov = np.cov(X - mean, rowvar=False, bias=True).reshape(d, d)
             return self._fit_moments(mean, cov)
         cov = np.zeros((d, d))
         # Co-moments of centred blocks of rows: a copy of one block at a time,
@@ -376,19 +389,16 @@ class RandomRotation(_LinearDestructor):
     def _fit(self, X):
         _check_rotatable(X, "RandomRotation")
         d = X.shape[1]
-        if d == 1:
-            Q = np.ones((1, 1))
-        else:
-            group = special_ortho_group if self.proper else ortho_group
-            Q = group.rvs(d, random_state=check_random_state(self.random_state))
+        Q = self._draw(d)
         return self._set_matrix(Q, np.zeros(d), Q.T)
 
     def _draw(self, d):
         """The seeded Haar draw in ``d`` dimensions."""
+        if not self.proper:
+            return _haar_draw(d, self.random_state)
         if d == 1:
             return np.ones((1, 1))
-        group = special_ortho_group if self.proper else ortho_group
-        return group.rvs(d, random_state=check_random_state(self.random_state))
+        return special_ortho_group.rvs(d, random_state=check_random_state(self.random_state))
 
     def _fit_stream(self, stream):
         """No pass: the draw depends only on the dimension."""
@@ -484,25 +494,44 @@ class GreedyRotation(_LinearDestructor):
         """Fit the candidates on all rows, score them on a seeded subsample, keep the best.
 
         Returns the winner's output on ``X`` when ``keep_output`` and every
-        row was scored, else None.
+        row was scored, else None. The candidates are the arrays of the
+        layers :meth:`_random_candidates` would fit (the same draws), scored
+        as :func:`score_candidates` scores fitted layers, without making
+        them: in a deep model this runs once a layer.
         """
-        rng = check_random_state(self.random_state)
+        rng = _seeded_generator(self.random_state, "greedy")
         d = X.shape[1]
         pca = PCARotation()
         pca.n_features_in_ = d
-        candidates = [pca._fit(X)]
-        random = self._random_candidates(rng)
-        if random:
-            # One check of the data for all random candidates, not one each.
-            _check_rotatable(X, type(self).__name__)
-        for candidate in random:
-            Q = candidate._draw(d)
-            candidates.append(RandomRotation.from_matrix(Q, None, Q.T, **candidate.get_params()))
+        pca._fit(X)
+        candidates = [(pca.matrix_, pca.shift_, pca.inverse_matrix_)]
+        seeds = rng.randint(0, 2**31 - 1, size=self.n_random)
+        if seeds.size:
+            # One check of the data for all random candidates, not one each;
+            # none where the PCA moments bound every row's squared length.
+            bound = X.shape[0] * (np.sum(pca.explained_variance_) + pca.shift_ @ pca.shift_)
+            if not bound < _SAFE_SQ_NORM:
+                _check_rotatable(X, type(self).__name__)
+        zeros = np.zeros(d)
+        for seed in seeds:
+            Q = _haar_draw(d, int(seed))
+            candidates.append((Q, zeros, Q.T))
         rows = None
         if X.shape[0] > self.subsample:
             # Drawn after the candidates' seeds, so they do not depend on it.
             rows = np.sort(rng.choice(X.shape[0], self.subsample, replace=False))
-        scores, Z = _score_fitted(candidates, X, rows, keep_output and rows is None)
+        keep = keep_output and rows is None
+        # A rank-deficient PCA scores -inf, as in score_candidates (unless it
+        # is the only candidate).
+        first = 0 if pca.full_rank_ or len(candidates) == 1 else 1
+        scored = candidates[first:]
+        result = rotated_marginal_kl(
+            X, np.stack([c[0] for c in scored]), np.stack([c[1] for c in scored]),
+            np.zeros((len(scored), d)), rows=rows, keep_best=keep,
+        )
+        part, Z = result if keep else (result, None)
+        scores = np.full(len(candidates), -np.inf)
+        scores[first:] = part
         self._choose(candidates, scores)
         return Z
 
@@ -523,7 +552,7 @@ class GreedyRotation(_LinearDestructor):
         maps = [(c.matrix_, c.shift_) for c in candidates]
         result = stream.run(Histograms(grids, maps))[0]
         scores = [kl_to_normal(result, g, image=c).sum() for c, g in enumerate(grids)]
-        self._choose(candidates, scores)
+        self._choose([(c.matrix_, c.shift_, c.inverse_matrix_) for c in candidates], scores)
         best = int(np.argmax(self.candidate_scores_))
         # The winner's histogram is the next marginal layer's input statistics.
         stream.append(self, bounds=(result.min[best], result.max[best]),
@@ -538,17 +567,57 @@ class GreedyRotation(_LinearDestructor):
         ]
 
     def _choose(self, candidates, scores):
-        """Keep the fitted candidate with the largest score (PCA first)."""
+        """Keep the candidate ``(matrix, shift, inverse)`` with the largest score (PCA first)."""
         self.candidate_scores_ = np.asarray(scores, dtype=np.float64)
         best = int(np.argmax(self.candidate_scores_))
         self.chosen_ = "pca" if best == 0 else "random"
-        winner = candidates[best]
-        return self._set_matrix(winner.matrix_, winner.shift_, winner.inverse_matrix_)
+        return self._set_matrix(*candidates[best])
 
     def _n_parameters(self):
         # As the winner: PCA's are estimated, a random draw's are not.
         d = self.n_features_in_
         return d + d * (d - 1) // 2 if self.chosen_ == "pca" else 0
+
+
+# Below this bound on the summed squared lengths of the rows, none can overflow.
+_SAFE_SQ_NORM = 1e300
+# Per thread, generators that are reseeded instead of made: making a
+# RandomState (entropy for its first seeding) took 0.2 ms, reseeding 2 us.
+_GENERATORS = threading.local()
+
+
+def _seeded_generator(seed, slot):
+    """``check_random_state(seed)``, reusing this thread's generator ``slot`` for an int seed.
+
+    The generator is the same as a fresh ``RandomState(seed)`` (seeding
+    resets the whole state), but it is shared: the caller uses it at once
+    and keeps it nowhere.
+    """
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        return check_random_state(seed)
+    generators = getattr(_GENERATORS, "slots", None)
+    if generators is None:
+        generators = _GENERATORS.slots = {}
+    rng = generators.get(slot)
+    if rng is None:
+        rng = generators[slot] = np.random.RandomState(0)
+    rng.seed(seed)
+    return rng
+
+
+def _haar_draw(d, seed):
+    """``scipy.stats.ortho_group.rvs(d, random_state=seed)``: a Haar draw from O(d).
+
+    The same numbers as SciPy's (a QR of a standard normal matrix, the signs
+    of ``R``'s diagonal moved into ``Q``), on a reseeded generator.
+    """
+    if d == 1:
+        return np.ones((1, 1))
+    z = _seeded_generator(seed, "haar").normal(size=(d, d))
+    q, r = np.linalg.qr(z)
+    diag = r.diagonal()
+    q *= (diag / abs(diag))[np.newaxis, :]
+    return q
 
 
 # A fixed, generic direction: (i * golden ratio) mod 1, shifted to be positive.

@@ -329,3 +329,18 @@ def test_max_layers_stopping_a_still_improving_fit_warns():
         warnings.simplefilter("error", ConvergenceWarning)
         model = RBIG(max_layers=200, random_state=0).fit(X)  # stops by itself
     assert model.n_layers_ < 200
+
+
+def test_rbig_fresh_layers_are_seeded_clones_of_its_template():
+    # RBIG builds each layer with its seeds instead of cloning and seeding
+    # the template; the layers must be the same.
+    from sklearn.base import clone
+
+    from destructors.deep import _seed_layer
+
+    for rotation in ("greedy", "pca", "random", "learned"):
+        model = RBIG(rotation=rotation, damping=0.5, n_knots=33)
+        for position in (0, 3):
+            fresh = model._new_layer(1234, position)
+            expected = _seed_layer(clone(model._make_layer(position)), 1234)
+            assert repr(fresh.get_params(deep=True)) == repr(expected.get_params(deep=True))

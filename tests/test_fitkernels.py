@@ -156,3 +156,108 @@ def test_pca_covariance_from_blocks_matches_numpy():
     Q = layer.matrix_
     np.testing.assert_allclose(Q @ expected @ Q.T, np.diag(layer.explained_variance_),
                                atol=1e-10 * expected.max())
+
+
+def _sorted_rows(X):
+    XT = np.ascontiguousarray(X.T)
+    XT.sort(axis=1)
+    return XT
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_compiled_marginal_knots_are_the_numpy_knots_bit_for_bit(smoothing):
+    from destructors.marginal import _sample_knots, gaussian_knots
+
+    rng = np.random.default_rng(8)
+    cases = [
+        skewed_data(3000, 4, seed=8),
+        np.round(rng.normal(size=(2000, 3)), 1),  # ties: merged knots
+        np.c_[np.full(300, 2.5), rng.standard_t(1, size=300)],  # a constant, heavy tails
+        rng.normal(size=(3, 2)),  # fewer rows than knots
+    ]
+    for X in cases:
+        XT = _sorted_rows(X)
+        for n_knots in (10, 55, 1000):
+            with np.errstate(all="ignore"):
+                knots, n_unique = _sample_knots(XT, n_knots, smoothing)
+            for j, (xk, zk) in enumerate(knots):
+                ref_x, ref_z = gaussian_knots(XT[j], n_knots, smoothing)
+                np.testing.assert_array_equal(xk, ref_x)
+                np.testing.assert_array_equal(zk, ref_z)
+            assert n_unique.tolist() == [np.unique(col).size for col in XT]
+
+
+def test_knot_cdfs_serial_and_parallel_agree_exactly():
+    from destructors._fitkernels import _knot_cdfs_parallel, _knot_cdfs_serial
+    from destructors.marginal import _GH_NODES
+
+    XT = _sorted_rows(skewed_data(5000, 5, seed=9))
+    d, n = XT.shape
+    levels = np.linspace(0.5 / n, 1.0 - 0.5 / n, 71)
+    shifts = np.linspace(0.01, 0.1, d)[:, None] * _GH_NODES
+    positions = (np.arange(n) + 0.5) / n
+    out = []
+    for kernel in (_knot_cdfs_serial, _knot_cdfs_parallel):
+        arrays = [np.empty((d, 71)), np.empty((d, 71), np.int64), np.empty(d, np.int64),
+                  np.zeros((d, 71, 24)), np.zeros((d, 71, 24)), np.empty(d, np.int64)]
+        kernel(XT, levels, positions, 1.0 - positions, shifts, np.ones(d, bool), *arrays)
+        out.append(arrays)
+    for a, b in zip(*out, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pca_moments_are_numpys_bit_for_bit():
+    from destructors._fitkernels import centred_covariance, column_means
+
+    for seed, shape in enumerate([(5000, 7), (65_536, 3), (10, 2)]):
+        X = skewed_data(*shape, seed=seed) * 10.0 ** (3 * seed)
+        mean = X.mean(axis=0)
+        np.testing.assert_array_equal(column_means(X), mean)
+        np.testing.assert_array_equal(centred_covariance(X, mean),
+                                      np.cov(X - mean, rowvar=False, bias=True))
+
+
+def test_pca_rotation_is_the_same_for_c_and_fortran_ordered_rows():
+    X = skewed_data(3000, 4, seed=10)
+    c = PCARotation().fit(X)
+    f = PCARotation().fit(np.asfortranarray(X))
+    np.testing.assert_allclose(c.matrix_, f.matrix_, rtol=0, atol=1e-12)
+
+
+def test_haar_draws_are_scipys():
+    from scipy.stats import ortho_group
+
+    from destructors.rotation import _haar_draw
+
+    for d in (1, 2, 5, 9):
+        for seed in (0, 7, 2**31 - 2):
+            expected = (np.ones((1, 1)) if d == 1
+                        else ortho_group.rvs(d, random_state=np.random.RandomState(seed)))
+            np.testing.assert_array_equal(_haar_draw(d, seed), expected)
+    # A reused generator does not carry one draw's state into the next.
+    first = _haar_draw(4, 3)
+    _haar_draw(4, 11)
+    np.testing.assert_array_equal(_haar_draw(4, 3), first)
+
+
+def test_greedy_rotation_candidates_are_the_listed_layers():
+    # The fast path draws the arrays of PCARotation and the seeded
+    # RandomRotations and scores them as score_candidates scores the layers.
+    X = skewed_data(1500, 3, seed=11)
+    rot = GreedyRotation(n_random=3, random_state=5).fit(X)
+    seeds = np.random.RandomState(5).randint(0, 2**31 - 1, size=3)
+    layers = [PCARotation()] + [RandomRotation(random_state=s) for s in seeds]
+    np.testing.assert_allclose(rot.candidate_scores_, score_candidates(layers, X), rtol=1e-12)
+    best = layers[int(np.argmax(rot.candidate_scores_))]
+    np.testing.assert_array_equal(rot.matrix_, best.matrix_)
+
+
+def test_parallel_min_elements_scopes_the_kernel_choice():
+    from destructors._kernels import parallel_min_elements, use_parallel
+
+    with parallel_min_elements(10**9):
+        assert not use_parallel(10**8)
+        with parallel_min_elements(10):
+            assert use_parallel(10**6)
+        assert not use_parallel(10**8)
+    assert use_parallel(10**6)

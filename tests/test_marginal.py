@@ -275,3 +275,15 @@ def test_full_damping_is_the_undamped_map():
         MarginalGaussianizer(damping=1.0).fit(X).transform(X),
         MarginalGaussianizer().fit(X).transform(X),
     )
+
+
+def test_fit_leaves_fortran_ordered_input_untouched():
+    # The fit sorts a transposed copy; for Fortran-ordered data the transpose
+    # is the data itself, so the copy must be a real one.
+    X = np.asfortranarray(np.random.default_rng(0).exponential(size=(300, 3)))
+    before = X.copy()
+    a = MarginalGaussianizer().fit(X)
+    np.testing.assert_array_equal(X, before)
+    b = MarginalGaussianizer().fit(np.ascontiguousarray(X))
+    np.testing.assert_array_equal(a.knots_x_, b.knots_x_)
+    np.testing.assert_array_equal(a.knots_z_, b.knots_z_)
