@@ -138,6 +138,13 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         Maximum EM iterations.
     n_init : int, default=1
         Number of EM initialisations; the best is kept.
+    n_average : int, default=1
+        Number of mixtures of the chosen size fitted from different seeds
+        and averaged with equal weights: the model is then one mixture of
+        ``n_average * k`` components (``n_components_``). By concavity of
+        the logarithm, the average's log-likelihood at every point is at
+        least the mean of its members', and it varies less with the seed.
+        ``n_components="auto"`` chooses ``k`` with single fits.
     random_state : int, RandomState instance or None, default=None
         Seeds the mixture's initialisation and the held-out split of
         ``"auto"``. An integer is passed to ``GaussianMixture`` as is.
@@ -161,9 +168,10 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
     log_weights_ : ndarray of shape (n_components_,)
         Log mixing weights.
     n_iter_ : int
-        EM iterations of the best initialisation of the final fit.
+        EM iterations of the best initialisation of the final fit (the most
+        of any member of an average).
     converged_ : bool
-        Whether that fit converged.
+        Whether that fit (every member) converged.
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -190,6 +198,7 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         "reg_covar": [Interval(numbers.Real, 0, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_average": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
 
@@ -201,6 +210,7 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         reg_covar=1e-6,
         max_iter=200,
         n_init=1,
+        n_average=1,
         random_state=None,
     ):
         self.n_components = n_components
@@ -208,6 +218,7 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         self.reg_covar = reg_covar
         self.max_iter = max_iter
         self.n_init = n_init
+        self.n_average = n_average
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------------
@@ -233,8 +244,31 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         k = self.n_components
         if k == "auto":
             k = self._choose_n_components(X, seed)
-        mixture = self._mixture(int(k), seed).fit(X)
-        return self._set_mixture(mixture)
+        return self._set_mixture(self._fit_average(X, int(k), seed))
+
+    def _fit_average(self, X, k, seed):
+        """The equal-weight average of ``n_average`` mixtures of ``k`` components."""
+        if self.n_average == 1:
+            return self._mixture(k, seed).fit(X)
+        # The first member is the single fit of this seed; a RandomState is
+        # drawn on by each fit in turn.
+        seeds = [seed] * self.n_average
+        if isinstance(seed, numbers.Integral):
+            seeds[1:] = check_random_state(seed).randint(0, 2**31 - 1, self.n_average - 1)
+        members = [self._mixture(k, int(s) if isinstance(s, numbers.Integral) else s).fit(X)
+                   for s in seeds]
+        average = GaussianMixture(
+            n_components=k * self.n_average, covariance_type="full",
+            reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
+        )
+        for name in ("means_", "covariances_", "precisions_cholesky_", "precisions_"):
+            setattr(average, name, np.concatenate([getattr(m, name) for m in members]))
+        average.weights_ = np.concatenate([m.weights_ for m in members]) / self.n_average
+        average.converged_ = all(m.converged_ for m in members)
+        average.n_iter_ = max(m.n_iter_ for m in members)
+        average.lower_bound_ = np.nan  # no EM bound belongs to the average
+        average.n_features_in_ = X.shape[1]
+        return average
 
     def _choose_n_components(self, X, seed):
         """The candidate with the best held-out mean log-likelihood."""
