@@ -24,6 +24,7 @@ _EXPORTS = {
     "GaussianMixtureDestructor": "mixture",
     "MarginalGaussianizer": "marginal",
     "GreedyRotation": "rotation",
+    "KernelDensityDestructor": "mixture",
     "ICARotation": "rotation",
     "LearnedRotation": "learned",
     "PCARotation": "rotation",

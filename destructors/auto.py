@@ -32,7 +32,7 @@ from ._compat import Interval, StrOptions
 from .base import BaseDestructor, check_random_state
 from .discrete import fit_policy
 from .gaussian import GaussianDestructor
-from .mixture import GaussianMixtureDestructor
+from .mixture import GaussianMixtureDestructor, KernelDensityDestructor
 from .registry import register_layer
 
 #: With fewer rows, ``cv="auto"`` cross-validates instead of holding out one split.
@@ -51,7 +51,8 @@ def default_candidates():
     - ``"gaussian"``: :class:`~destructors.gaussian.GaussianDestructor`
       with a Ledoit-Wolf shrunk covariance, the floor on small data;
     - ``"mixture"``: a :class:`GaussianMixtureDestructor` alone (its
-      number of components chosen on held-out rows): the front of
+      number of components chosen on held-out rows, the average of two
+      fits from different seeds, ``n_average=2``): the front of
       ``"mixture-rbig"`` below without refinement, so refinement is kept
       only where held-out rows gain from it;
     - ``"rbig"``: ``RBIG()``, damped layers after an undamped first one,
@@ -64,7 +65,10 @@ def default_candidates():
     - ``"rbig-greedy"``: ``RBIG(rotation="greedy")``, the best of PCA and
       random rotations at each layer (:class:`~destructors.GreedyRotation`),
       RBIG's rotation before the learned one, level or better on some small
-      and 2-D data (``benchmarks/bench_learned.py``).
+      and 2-D data (``benchmarks/bench_rotation_default.py``);
+    - ``"kde"``: a :class:`~destructors.KernelDensityDestructor` (bandwidth
+      by leave-one-out likelihood), for sharp edges and flat parts (uniform
+      cells, bounded supports) that smooth models round off.
 
     Returns
     -------
@@ -79,11 +83,13 @@ def default_candidates():
     """
     candidates = [
         ("gaussian", GaussianDestructor()),
-        ("mixture", GaussianMixtureDestructor()),
+        ("mixture", GaussianMixtureDestructor(n_average=2)),
         ("rbig", deep.RBIG()),
         ("rbig-damped", deep.RBIG(first_damping=None)),
-        ("mixture-rbig", deep.RBIG(front=GaussianMixtureDestructor(), first_damping=None)),
+        ("mixture-rbig", deep.RBIG(front=GaussianMixtureDestructor(n_average=2),
+                                   first_damping=None)),
         ("rbig-greedy", deep.RBIG(rotation="greedy")),
+        ("kde", KernelDensityDestructor()),
     ]
     return candidates
 

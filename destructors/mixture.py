@@ -138,6 +138,13 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         Maximum EM iterations.
     n_init : int, default=1
         Number of EM initialisations; the best is kept.
+    n_average : int, default=1
+        Number of mixtures of the chosen size fitted from different seeds
+        and averaged with equal weights: the model is then one mixture of
+        ``n_average * k`` components (``n_components_``). By concavity of
+        the logarithm, the average's log-likelihood at every point is at
+        least the mean of its members', and it varies less with the seed.
+        ``n_components="auto"`` chooses ``k`` with single fits.
     random_state : int, RandomState instance or None, default=None
         Seeds the mixture's initialisation and the held-out split of
         ``"auto"``. An integer is passed to ``GaussianMixture`` as is.
@@ -161,9 +168,10 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
     log_weights_ : ndarray of shape (n_components_,)
         Log mixing weights.
     n_iter_ : int
-        EM iterations of the best initialisation of the final fit.
+        EM iterations of the best initialisation of the final fit (the most
+        of any member of an average).
     converged_ : bool
-        Whether that fit converged.
+        Whether that fit (every member) converged.
     n_features_in_ : int
         Number of features seen during fit.
 
@@ -190,6 +198,7 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         "reg_covar": [Interval(numbers.Real, 0, None, closed="left")],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_average": [Interval(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
 
@@ -201,6 +210,7 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         reg_covar=1e-6,
         max_iter=200,
         n_init=1,
+        n_average=1,
         random_state=None,
     ):
         self.n_components = n_components
@@ -208,6 +218,7 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         self.reg_covar = reg_covar
         self.max_iter = max_iter
         self.n_init = n_init
+        self.n_average = n_average
         self.random_state = random_state
 
     # -- fitting ---------------------------------------------------------------
@@ -233,8 +244,31 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         k = self.n_components
         if k == "auto":
             k = self._choose_n_components(X, seed)
-        mixture = self._mixture(int(k), seed).fit(X)
-        return self._set_mixture(mixture)
+        return self._set_mixture(self._fit_average(X, int(k), seed))
+
+    def _fit_average(self, X, k, seed):
+        """The equal-weight average of ``n_average`` mixtures of ``k`` components."""
+        if self.n_average == 1:
+            return self._mixture(k, seed).fit(X)
+        # The first member is the single fit of this seed; a RandomState is
+        # drawn on by each fit in turn.
+        seeds = [seed] * self.n_average
+        if isinstance(seed, numbers.Integral):
+            seeds[1:] = check_random_state(seed).randint(0, 2**31 - 1, self.n_average - 1)
+        members = [self._mixture(k, int(s) if isinstance(s, numbers.Integral) else s).fit(X)
+                   for s in seeds]
+        average = GaussianMixture(
+            n_components=k * self.n_average, covariance_type="full",
+            reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
+        )
+        for name in ("means_", "covariances_", "precisions_cholesky_", "precisions_"):
+            setattr(average, name, np.concatenate([getattr(m, name) for m in members]))
+        average.weights_ = np.concatenate([m.weights_ for m in members]) / self.n_average
+        average.converged_ = all(m.converged_ for m in members)
+        average.n_iter_ = max(m.n_iter_ for m in members)
+        average.lower_bound_ = np.nan  # no EM bound belongs to the average
+        average.n_features_in_ = X.shape[1]
+        return average
 
     def _choose_n_components(self, X, seed):
         """The candidate with the best held-out mean log-likelihood."""
@@ -260,10 +294,13 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
 
     def _set_mixture(self, mixture):
         """Precompute the arrays of the conditionals from a fitted mixture."""
-        covariances = np.asarray(mixture.covariances_, dtype=np.float64)
-        K, d, _ = covariances.shape
+        covariances = self._covariances(mixture)
+        d = covariances.shape[1]
+        K = len(mixture.weights_)
+        # One (1, d, d) factor when all components share a covariance (a
+        # kernel density): every map below broadcasts it over the components.
         P = np.empty_like(covariances)
-        for m in range(K):
+        for m in range(covariances.shape[0]):
             L = cholesky(covariances[m], lower=True)
             P[m] = solve_triangular(L, np.eye(d), lower=True).T
         self.mixture_ = mixture
@@ -276,6 +313,12 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
             self.log_weights_ = np.log(np.asarray(mixture.weights_, dtype=np.float64))
         self._n_features_out = d
         return self
+
+    @staticmethod
+    def _covariances(mixture):
+        """Component covariances, ``(K, d, d)``, or ``(1, d, d)`` when tied."""
+        covariances = np.asarray(mixture.covariances_, dtype=np.float64)
+        return covariances[None] if mixture.covariance_type == "tied" else covariances
 
     def _n_parameters(self):
         # As GaussianMixture with full covariances: K - 1 free weights, K
@@ -293,14 +336,34 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
                 "GaussianMixtureDestructor gives exact marginals only as the last layer "
                 "of a model: later layers change the density it maps to N(0, I)."
             )
-        cov = self.mixture_.covariances_[:, features][:, :, features]
-        log_n = np.empty((X.shape[0], self.n_components_))
-        for m in range(self.n_components_):
+        cov = self._covariances(self.mixture_)[:, features][:, :, features]
+        P = np.empty_like(cov)
+        for m in range(cov.shape[0]):
             L = cholesky(cov[m], lower=True)
-            E = solve_triangular(L, (X - self.means_[m, features]).T, lower=True)
-            log_n[:, m] = (-0.5 * np.sum(E * E, axis=0) - np.sum(np.log(np.diag(L)))
-                           - len(features) * _HALF_LOG_2PI)
-        return _logsumexp(log_n + self.log_weights_, axis=1)
+            P[m] = solve_triangular(L, np.eye(len(features)), lower=True).T
+        return self._mixture_log_density(X, self.means_[:, features], P)
+
+    def _log_density(self, X):
+        # The density of the map is the mixture's (module docstring): its
+        # components' log-densities, without the conditional CDFs.
+        return self._mixture_log_density(X, self.means_, self.precisions_cholesky_)
+
+    def _mixture_log_density(self, X, means, P):
+        """``log sum_m pi_m N(x; mu_m, (P_m P_m^T)^-1)`` of rows, in chunks."""
+        log_det_P = np.sum(np.log(np.einsum("mkk->mk", P)), axis=1)
+        out = np.empty(X.shape[0])
+        for rows in self._chunks(X.shape[0]):
+            E = self._whitened(X[rows], means, P)
+            log_n = -0.5 * np.sum(E * E, axis=2) + log_det_P - means.shape[1] * _HALF_LOG_2PI
+            out[rows] = _logsumexp(log_n + self.log_weights_, axis=1)
+        return out
+
+    @staticmethod
+    def _whitened(X, means, P):
+        """``E[i, m] = (x_i - mu_m) @ P_m``, rows x components x features."""
+        if P.shape[0] == 1:  # a shared factor: one product for all components
+            return (X @ P[0])[:, None, :] - (means @ P[0])[None]
+        return np.einsum("imj,mjk->imk", X[:, None, :] - means[None], P)
 
     # -- state -------------------------------------------------------------------
     # The fitted GaussianMixture is kept as plain data (its parameters and
@@ -345,7 +408,7 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         log_p_diag = np.log(np.einsum("mkk->mk", P))  # -log s_mk, (K, d)
         # e[i, m, k] = ((x_i - mu_m) @ P_m)[k]: the standardised conditional
         # residual of coordinate k under component m.
-        E = np.einsum("imj,mjk->imk", X[:, None, :] - mu[None], P)
+        E = self._whitened(X, mu, P)
         log_n = -0.5 * E * E + log_p_diag[None] - _HALF_LOG_2PI
         # Log joint of x_<=k under each component (weights included), and
         # of x_<k: the unnormalised log responsibilities for coordinate k.
@@ -446,3 +509,199 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
             active = active[~done]
         z, log_p, log_n = evaluate(slice(None), x)
         return x, z, log_p, log_n
+
+
+# Query rows of the leave-one-out likelihood that chooses a kernel bandwidth.
+_LOO_ROWS = 1000
+# Golden-section steps refining log(bandwidth) in a bracket of width 4x:
+# 0.618^10 of log(4) is about 1 % of the bandwidth.
+_GOLDEN_STEPS = 10
+
+
+def _loo_log_likelihood(X, queries, log_h):
+    """Mean leave-one-out log-likelihood at ``queries`` of the kernel density of ``X``.
+
+    ``X`` is in kernel units (the kernel is ``N(0, h^2 I)``); row ``i`` of
+    ``X[queries]`` is scored by the other ``n - 1`` rows.
+    """
+    n, d = X.shape
+    h2 = np.exp(2.0 * log_h)
+    sq = np.einsum("ij,ij->i", X, X)
+    total = 0.0
+    step = max(1, _CHUNK_ELEMENTS // n)
+    for start in range(0, len(queries), step):
+        q = queries[start:start + step]
+        D = np.maximum(sq[q][:, None] + sq[None] - 2.0 * (X[q] @ X.T), 0.0)
+        D[np.arange(len(q)), q] = np.inf  # leave the row itself out
+        nearest = D.min(axis=1)
+        # Shifted by each row's nearest neighbour, so the sum never underflows.
+        kernel = np.exp((D - nearest[:, None]) * (-0.5 / h2))
+        total += np.sum(np.log(np.sum(kernel, axis=1)) - 0.5 * nearest / h2)
+    return total / len(queries) - np.log(n - 1) - d * log_h - d * _HALF_LOG_2PI
+
+
+@register_layer("kernel-density", "layer")
+class KernelDensityDestructor(GaussianMixtureDestructor):
+    """The exact triangular map of a Gaussian kernel density estimate.
+
+    A Gaussian kernel density on ``n`` rows is a Gaussian mixture with one
+    component at each row, equal weights ``1 / n`` and one shared
+    covariance, the kernel ``h^2 diag(s^2)`` (``s`` the features' standard
+    deviations, so ``h`` is a bandwidth in standardized units). The layer
+    is the Rosenblatt map of that mixture (see
+    :class:`GaussianMixtureDestructor`): exact, invertible, and its
+    :meth:`score_samples` is the kernel density itself, that of
+    :class:`sklearn.neighbors.KernelDensity` with ``bandwidth=h`` on the
+    standardized data, less ``sum(log s)``.
+
+    A kernel density needs no fitting beyond its bandwidth, and is the
+    model of choice for densities with sharp edges or flat parts (uniform
+    cells, bounded supports), which a mixture of a few broad Gaussians
+    rounds off. Its cost grows with the rows kept: mapping or scoring one
+    row visits all ``n`` components.
+
+    Parameters
+    ----------
+    bandwidth : float > 0 or "auto", default="auto"
+        Kernel bandwidth in standardized units. ``"auto"`` maximizes the
+        leave-one-out log-likelihood (each row scored by the density of the
+        other rows, so no row is held back from the model) over at most
+        1,000 seeded query rows: doublings from Silverman's rule of thumb
+        while they gain, then a golden-section search in log bandwidth
+        within the bracket of the best.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the query rows of ``"auto"`` (used only with more than 1,000
+        rows).
+
+    Attributes
+    ----------
+    bandwidth_ : float
+        Bandwidth used, in standardized units.
+    scale_ : ndarray of shape (n_features,)
+        Standard deviations of the features: the kernel's covariance is
+        ``diag((bandwidth_ * scale_) ** 2)``.
+    candidate_bandwidths_ : ndarray of float or None
+        With ``"auto"``, the bandwidths tried; else ``None``.
+    candidate_scores_ : ndarray of float or None
+        With ``"auto"``, the leave-one-out mean log-likelihood of each.
+    mixture_ : sklearn.mixture.GaussianMixture
+        The kernel density as a fitted mixture with tied covariances.
+    n_components_ : int
+        Number of kernels: the number of rows fitted.
+    means_ : ndarray of shape (n_components_, n_features)
+        The kernel centres: the rows fitted.
+    precisions_cholesky_ : ndarray of shape (1, n_features, n_features)
+        The shared ``P`` with ``P P^T`` the kernel's precision.
+    log_weights_ : ndarray of shape (n_components_,)
+        ``-log(n_components_)`` each.
+    n_iter_ : int
+        0 (nothing is iterated).
+    converged_ : bool
+        True.
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import KernelDensity
+    >>> from destructors import KernelDensityDestructor
+    >>> X = np.random.default_rng(0).uniform(size=(400, 2)) * [1.0, 3.0]
+    >>> layer = KernelDensityDestructor(bandwidth=0.1).fit(X)
+    >>> s = X.std(axis=0)
+    >>> kde = KernelDensity(bandwidth=0.1).fit(X / s)
+    >>> bool(np.allclose(layer.score_samples(X), kde.score_samples(X / s) - np.log(s).sum()))
+    True
+    >>> bool(np.allclose(layer.inverse_transform(layer.transform(X)), X))
+    True
+    >>> auto = KernelDensityDestructor().fit(X)
+    >>> bool(0.02 < auto.bandwidth_ < 0.5)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "bandwidth": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, bandwidth="auto", *, random_state=None):
+        self.bandwidth = bandwidth
+        self.random_state = random_state
+
+    def _fit(self, X):
+        n, d = X.shape
+        scale = X.std(axis=0)
+        constant = np.flatnonzero(~(scale > 0))
+        if constant.size:
+            raise ValueError(
+                f"KernelDensityDestructor: feature(s) {constant.tolist()} are constant; a "
+                "kernel density in standardized units needs every feature to vary."
+            )
+        self.candidate_bandwidths_ = None
+        self.candidate_scores_ = None
+        h = self.bandwidth
+        if h == "auto":
+            if n < 2:
+                raise ValueError("KernelDensityDestructor(bandwidth='auto') needs at least 2 "
+                                 "rows: a row is scored by the density of the others.")
+            h = self._choose_bandwidth(X / scale)
+        h = float(h)
+        # The kernel density as a fitted GaussianMixture with tied covariances:
+        # its score_samples is the density, and a model file stores it as data.
+        mixture = GaussianMixture(n_components=n, covariance_type="tied")
+        mixture.weights_ = np.full(n, 1.0 / n)
+        mixture.means_ = X.copy()
+        mixture.covariances_ = np.diag((h * scale) ** 2)
+        mixture.precisions_cholesky_ = np.diag(1.0 / (h * scale))
+        mixture.precisions_ = np.diag(1.0 / (h * scale) ** 2)
+        mixture.converged_, mixture.n_iter_, mixture.lower_bound_ = True, 0, np.nan
+        mixture.n_features_in_ = d
+        self.bandwidth_ = h
+        self.scale_ = scale
+        return self._set_mixture(mixture)
+
+    def _choose_bandwidth(self, U):
+        """The bandwidth of the best leave-one-out log-likelihood of standardized rows."""
+        n, d = U.shape
+        queries = np.arange(n)
+        if n > _LOO_ROWS:
+            queries = np.sort(check_random_state(self.random_state).choice(
+                n, _LOO_ROWS, replace=False))
+        tried = {}
+
+        def score(log_h):
+            if log_h not in tried:
+                tried[log_h] = _loo_log_likelihood(U, queries, log_h)
+            return tried[log_h]
+
+        # Silverman's rule of thumb, then doublings or halvings while they gain.
+        start = np.log((4.0 / (d + 2)) ** (1.0 / (d + 4)) * n ** (-1.0 / (d + 4)))
+        step = np.log(2.0)
+        best = start
+        for direction in (-step, step):
+            while score(best + direction) > score(best):
+                best += direction
+        # Golden-section search in the bracket of the best: the likelihood is
+        # unimodal there in practice, and the search spends no evaluation twice.
+        lo, hi = best - step, best + step
+        ratio = (np.sqrt(5.0) - 1.0) / 2.0
+        a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        for _ in range(_GOLDEN_STEPS):
+            if score(a) >= score(b):
+                hi, b = b, a
+                a = hi - ratio * (hi - lo)
+            else:
+                lo, a = a, b
+                b = lo + ratio * (hi - lo)
+        logs = np.array(sorted(tried))
+        scores = np.array([tried[v] for v in logs])
+        self.candidate_bandwidths_ = np.exp(logs)
+        self.candidate_scores_ = scores
+        return float(np.exp(logs[int(np.argmax(scores))]))
+
+    def _n_parameters(self):
+        # Every kernel centre is a data row taken as a parameter, plus the
+        # feature scales and the bandwidth: a kernel density is as large as
+        # its data.
+        K, d = self.means_.shape
+        return K * d + d + 1

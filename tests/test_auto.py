@@ -238,9 +238,10 @@ def test_bad_input_and_input_unchanged():
 def test_default_candidates_use_rbig_defaults_and_differ():
     candidates = dict(default_candidates())
     assert list(candidates) == ["gaussian", "mixture", "rbig", "rbig-damped",
-                                "mixture-rbig", "rbig-greedy"]
+                                "mixture-rbig", "rbig-greedy", "kde"]
     assert candidates["rbig"].get_params()["rotation"] == "learned"
     assert candidates["rbig-greedy"].get_params()["rotation"] == "greedy"
+    assert candidates["kde"].get_params()["bandwidth"] == "auto"
     params = [c.get_params() for c in candidates.values() if hasattr(c, "front")]
     # No two RBIG candidates are the same model.
     assert len({repr(sorted(p.items(), key=str)) for p in params}) == len(params)
@@ -328,3 +329,19 @@ def test_shrunk_gaussian_refuses_a_constant_feature():
     X = np.column_stack([skewed_data(50, 2, seed=21), np.ones(50)])
     with pytest.raises(ValueError, match="constant"):
         GaussianDestructor().fit(X)
+
+
+def test_flat_density_with_sharp_edges_chooses_the_kernel_density_refit_on_all_rows():
+    from destructors import GaussianMixtureDestructor, KernelDensityDestructor
+
+    rng = np.random.default_rng(30)
+    X = rng.uniform(size=(400, 2)) * [2.0, 0.5]
+    auto = AutoDestructor([("mixture", GaussianMixtureDestructor(n_components=8)),
+                           ("kde", KernelDensityDestructor())], random_state=0).fit(X)
+    scores = auto.candidate_scores_
+    assert auto.best_candidate_ == "kde"
+    assert scores["kde"]["mean"] > scores["mixture"]["mean"]
+    # Refitted: a kernel at every row, not only at those of a fold.
+    assert auto.best_estimator_.n_components_ == 400
+    X_test = rng.uniform(size=(2000, 2)) * [2.0, 0.5]
+    assert np.log(1.0) - auto.score(X_test) < 0.15  # the truth is log(1 / (2 * 0.5)) = 0

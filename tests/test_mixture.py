@@ -87,6 +87,28 @@ def test_auto_refits_the_chosen_number_on_all_rows():
         GaussianMixture(2, random_state=3).fit(fit).score(held), rel=1e-12)
 
 
+def test_average_of_seeds_is_the_mean_of_the_members_densities():
+    X = _clusters(900, seed=4)
+    model = GaussianMixtureDestructor(n_components=4, n_average=3, random_state=5).fit(X)
+    assert model.n_components_ == 12
+    np.testing.assert_allclose(np.exp(model.log_weights_).sum(), 1.0, rtol=1e-12)
+    # The members: the single fit of the seed, then seeds drawn from it.
+    seeds = [5, *np.random.RandomState(5).randint(0, 2**31 - 1, 2)]
+    members = np.array([GaussianMixture(4, random_state=int(s)).fit(X).score_samples(X)
+                        for s in seeds])
+    expected = np.logaddexp.reduce(members, axis=0) - np.log(3)
+    np.testing.assert_allclose(model.score_samples(X), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(model.mixture_.score_samples(X), expected, rtol=0, atol=1e-9)
+    Z, log_det = model.transform_log_det(X[:100])
+    np.testing.assert_allclose(standard_normal_log_pdf(Z) + log_det, expected[:100],
+                               rtol=0, atol=1e-9)
+    assert_round_trip(model, X[:200])
+    # "auto" chooses k with single fits and averages that many components.
+    auto = GaussianMixtureDestructor(n_average=2, random_state=5).fit(X)
+    best = auto.candidate_n_components_[np.argmax(auto.candidate_scores_)]
+    assert auto.n_components_ == 2 * best
+
+
 def test_map_is_the_rosenblatt_transform():
     # Computed independently: Gaussian conditionals by Schur complements,
     # responsibilities from scipy's multivariate normal of x_<k.
@@ -239,8 +261,9 @@ def test_density_integrates_to_one_in_1d():
     np.testing.assert_allclose(model.transform(grid[:, None])[:, 0], expected, rtol=1e-9)
 
 
-def test_passes_check_destructor():
-    report = check_destructor(GaussianMixtureDestructor(n_components=3))
+@pytest.mark.parametrize("n_average", [1, 2])
+def test_passes_check_destructor(n_average):
+    report = check_destructor(GaussianMixtureDestructor(n_components=3, n_average=n_average))
     assert set(report.skipped) == {"fused", "stream"}
 
 
