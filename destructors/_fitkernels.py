@@ -152,14 +152,15 @@ _ROTATE_BLOCK = 256
 
 
 @njit(cache=True)
-def _rotate_blocked(X, rows, mat, pre, post, out):
+def _rotate_blocked(X, rows, mat, pre, post, out, in_place=False):
     """``out[r] = (X[rows[r]] - pre) @ mat.T + post`` by blocks of rows turned into columns.
 
     :func:`_rotate_columns` on each block of rows (gathered as columns,
     then written back as rows): the fused affine step's numbers, with the
-    innermost loops along contiguous rows.
+    innermost loops along contiguous rows. With ``in_place`` the rows are
+    written to ``out[rows[r]]`` instead (``out`` then has ``X``'s shape).
     """
-    m = out.shape[0]
+    m = rows.shape[0] if in_place else out.shape[0]
     d = X.shape[1]
     G = np.empty((d, _ROTATE_BLOCK))
     T = np.empty((d, _ROTATE_BLOCK))
@@ -173,8 +174,9 @@ def _rotate_blocked(X, rows, mat, pre, post, out):
                 g[b, r] = X[i, b]
         _rotate_columns(g, mat, pre, post, t, z)
         for r in range(size):
+            o = rows[start + r] if in_place else start + r
             for a in range(d):
-                out[start + r, a] = z[a, r]
+                out[o, a] = z[a, r]
 
 
 @njit(cache=True)
@@ -228,40 +230,61 @@ def _kl_of_columns(Zc, counts, index):
     return total
 
 
-def _score_all(X, rows, mats, pres, posts, n_bins, keep, scores, best_out):
-    """Summed marginal KL of each candidate's rotated rows; keep the best's rows."""
+def _score_all(X, rows, mats, pres, posts, n_bins, keep, scores, best_out, every_row, rest):
+    """Summed marginal KL of each candidate's rotated rows; keep the best's rows.
+
+    With ``keep``, ``every_row`` and ``rows`` given, ``best_out`` (of
+    ``X``'s shape) receives the winner's output on every row of ``X``: its
+    scored rows from its scoring buffers, the others (``rest``) rotated.
+    """
     n_cand = mats.shape[0]
     m = X.shape[0] if rows.shape[0] == 0 else rows.shape[0]
     d = X.shape[1]
+    every_row = keep and every_row and rows.shape[0] > 0
     # The scored rows once as columns; then each candidate independently
-    # (any thread may take any one) in its own column buffers.
+    # (any thread may take any one) in its own column buffers, all of them
+    # kept when the winner's scored rows are reused (a subsample, so bounded).
     G = np.empty((d, m))
     for r in range(m):
         i = r if rows.shape[0] == 0 else rows[r]
         for b in range(d):
             G[b, r] = X[i, b]
+    kept = np.empty((n_cand if every_row else 0, d, m))
     for c in prange(n_cand):
         T = np.empty((d, m))
-        Zc = np.empty((d, m))
+        Zc = kept[c] if every_row else np.empty((d, m))
         _rotate_columns(G, mats[c], pres[c], posts[c], T, Zc)
         scores[c] = _kl_of_columns(Zc, np.empty(n_bins, dtype=np.int64),
                                    np.empty(m, dtype=np.int64))
     if keep:
         # First maximum (PCA, listed first, wins ties), decided after all
-        # scores are known, so the choice is independent of the schedule;
-        # its rows are rotated once more in row order (the same arithmetic,
-        # so the same numbers) rather than every candidate's kept.
+        # scores are known, so the choice is independent of the schedule.
         best = 0
         for c in range(1, n_cand):
             if scores[c] > scores[best]:
                 best = c
-        _rotate_blocked(X, rows, mats[best], pres[best], posts[best], best_out)
+        if every_row:
+            # Its scored rows as computed (the affine step's numbers, see
+            # _rotate_columns), the others rotated now: a third of the
+            # rotation work at the default subsample, not all of it again.
+            Zb = kept[best]
+            for r in range(m):
+                i = rows[r]
+                for a in range(d):
+                    best_out[i, a] = Zb[a, r]
+            if rest.shape[0] > 0:  # (no rows means all rows to _rotate_blocked)
+                _rotate_blocked(X, rest, mats[best], pres[best], posts[best], best_out, True)
+        else:
+            # Its rows rotated once more in row order (the same arithmetic,
+            # so the same numbers) rather than every candidate's kept.
+            _rotate_blocked(X, rows, mats[best], pres[best], posts[best], best_out)
 
 
 _score_all_parallel, _score_all_serial = parallel_and_serial(_score_all)
 
 
-def rotated_marginal_kl(X, matrices, pres, posts=None, rows=None, keep_best=False):
+def rotated_marginal_kl(X, matrices, pres, posts=None, rows=None, keep_best=False,
+                        every_row=False):
     """Summed histogram ``KL(marginal || N(0, 1))`` of ``(X[rows] - pre) @ matrix.T + post``.
 
     Parameters
@@ -278,6 +301,10 @@ def rotated_marginal_kl(X, matrices, pres, posts=None, rows=None, keep_best=Fals
         Rows to score; ``None`` means all, in order.
     keep_best : bool, default=False
         Also return the rotated rows of the first best-scoring candidate.
+    every_row : bool, default=False
+        With ``keep_best``, return the winner's output on every row of
+        ``X`` (in order), not only on ``rows``: the scored rows' output is
+        reused from the scoring, the others are rotated.
 
     Returns
     -------
@@ -285,8 +312,8 @@ def rotated_marginal_kl(X, matrices, pres, posts=None, rows=None, keep_best=Fals
         As ``marginal_kl_to_normal(Z).sum()`` for each candidate's output
         ``Z``, to rounding.
     best_rows : ndarray of shape (n_rows, n_features)
-        Only with ``keep_best``: the winner's rotated rows, bit-for-bit the
-        output of the fused affine step.
+        Only with ``keep_best``: the winner's rotated rows (of all of ``X``
+        with ``every_row``), bit-for-bit the output of the fused affine step.
 
     Examples
     --------
@@ -308,12 +335,18 @@ def rotated_marginal_kl(X, matrices, pres, posts=None, rows=None, keep_best=Fals
     d = X.shape[1]
     n_cand = matrices.shape[0]
     scores = np.empty(n_cand)
-    best = np.empty((n_rows, d) if keep_best else (0, d))
+    every_row = bool(keep_best and every_row and rows.size)
+    rest = np.zeros(0, np.int64)
+    if every_row:
+        unscored = np.ones(X.shape[0], dtype=bool)
+        unscored[rows] = False
+        rest = np.flatnonzero(unscored)
+    best = np.empty((X.shape[0] if every_row else n_rows, d) if keep_best else (0, d))
     n_bins = int(np.ceil(np.sqrt(n_rows)))
     work = n_cand * n_rows * d * d
     parallel = work >= _PARALLEL_MIN_WORK and n_cand > 1
     kernel = _score_all_parallel if parallel and use_parallel(work) else _score_all_serial
-    kernel(X, rows, matrices, pres, posts, n_bins, keep_best, scores, best)
+    kernel(X, rows, matrices, pres, posts, n_bins, keep_best, scores, best, every_row, rest)
     return (scores, best) if keep_best else scores
 
 

@@ -17,7 +17,6 @@ from ._fitkernels import (
     centred_covariance,
     column_means,
     marginal_kl,
-    rotate,
     rotated_marginal_kl,
 )
 from ._fused import AffineStep, FusedProgram
@@ -484,8 +483,6 @@ class GreedyRotation(_LinearDestructor):
         self._validate_params()
         self.n_features_in_ = X.shape[1]
         Z = self._fit_scored(X, keep_output=True)
-        if Z is None:  # scored on a subsample: rotate every row once, on one thread
-            Z = rotate(X, self.matrix_, self.shift_)
         log_det = np.zeros(X.shape[0])
         log_det += self.log_det_  # as the fused affine step accumulates it
         return Z, log_det
@@ -493,8 +490,9 @@ class GreedyRotation(_LinearDestructor):
     def _fit_scored(self, X, keep_output):
         """Fit the candidates on all rows, score them on a seeded subsample, keep the best.
 
-        Returns the winner's output on ``X`` when ``keep_output`` and every
-        row was scored, else None. The candidates are the arrays of the
+        Returns the winner's output on ``X`` when ``keep_output`` (its
+        scored rows as the scoring computed them, the others rotated), else
+        None. The candidates are the arrays of the
         layers :meth:`_random_candidates` would fit (the same draws), scored
         as :func:`score_candidates` scores fitted layers, without making
         them: in a deep model this runs once a layer.
@@ -518,16 +516,19 @@ class GreedyRotation(_LinearDestructor):
             candidates.append((Q, zeros, Q.T))
         rows = None
         if X.shape[0] > self.subsample:
-            # Drawn after the candidates' seeds, so they do not depend on it.
-            rows = np.sort(rng.choice(X.shape[0], self.subsample, replace=False))
-        keep = keep_output and rows is None
+            # Drawn after the candidates' seeds, so they do not depend on it;
+            # np.sort of the draw, in one pass over a mask instead of a sort.
+            drawn = np.zeros(X.shape[0], dtype=bool)
+            drawn[rng.choice(X.shape[0], self.subsample, replace=False)] = True
+            rows = np.flatnonzero(drawn)
+        keep = keep_output
         # A rank-deficient PCA scores -inf, as in score_candidates (unless it
         # is the only candidate).
         first = 0 if pca.full_rank_ or len(candidates) == 1 else 1
         scored = candidates[first:]
         result = rotated_marginal_kl(
             X, np.stack([c[0] for c in scored]), np.stack([c[1] for c in scored]),
-            np.zeros((len(scored), d)), rows=rows, keep_best=keep,
+            np.zeros((len(scored), d)), rows=rows, keep_best=keep, every_row=True,
         )
         part, Z = result if keep else (result, None)
         scores = np.full(len(candidates), -np.inf)

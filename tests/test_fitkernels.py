@@ -60,15 +60,35 @@ def test_marginal_kl_matches_the_reference_and_flags_constant_columns():
 
 def test_parallel_and_serial_scoring_agree_exactly():
     X = skewed_data(4000, 6, seed=4)
-    _, mats, shifts = _candidates(X, n_random=4)
-    rows = np.zeros(0, np.int64)
-    out = []
-    for kernel in (_score_all_serial, _score_all_parallel):
-        scores, best = np.empty(5), np.empty(X.shape)
-        kernel(X, rows, mats, shifts, np.zeros_like(shifts), 64, True, scores, best)
-        out.append((scores, best))
-    np.testing.assert_array_equal(out[0][0], out[1][0])
-    np.testing.assert_array_equal(out[0][1], out[1][1])
+    fitted, mats, shifts = _candidates(X, n_random=4)
+    none = np.zeros(0, np.int64)
+    sub = np.sort(np.random.default_rng(1).choice(X.shape[0], 1500, replace=False))
+    rest = np.setdiff1d(np.arange(X.shape[0]), sub)
+    out = {}
+    for name, kernel in (("serial", _score_all_serial), ("parallel", _score_all_parallel)):
+        for scored, every_row, unscored in ((none, False, none), (sub, True, rest)):
+            scores, best = np.empty(5), np.empty(X.shape)
+            kernel(X, scored, mats, shifts, np.zeros_like(shifts), 64, True, scores, best,
+                   every_row, unscored)
+            out[name, every_row] = scores, best
+    for every_row in (False, True):
+        np.testing.assert_array_equal(out["serial", every_row][0], out["parallel", every_row][0])
+        np.testing.assert_array_equal(out["serial", every_row][1], out["parallel", every_row][1])
+        # Every row is the winner's own output, bit for bit, scored or not.
+        scores, best = out["serial", every_row]
+        winner = fitted[int(np.argmax(scores))]
+        np.testing.assert_array_equal(best, winner.transform(X))
+
+
+@pytest.mark.parametrize("n_scored", [700, 3000])
+def test_every_row_output_reuses_the_scored_rows_bit_for_bit(n_scored):
+    X = skewed_data(3000, 4, seed=11)
+    fitted, mats, shifts = _candidates(X)
+    rows = np.random.default_rng(2).permutation(3000)[:n_scored]  # unsorted; all rows at 3000
+    scores, best = rotated_marginal_kl(X, mats, shifts, rows=rows, keep_best=True,
+                                       every_row=True)
+    np.testing.assert_array_equal(scores, rotated_marginal_kl(X, mats, shifts, rows=rows))
+    np.testing.assert_array_equal(best, fitted[int(np.argmax(scores))].transform(X))
 
 
 def test_sorted_quantile_is_numpys():
