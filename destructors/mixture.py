@@ -28,6 +28,7 @@ from scipy.linalg import cholesky, solve_triangular
 from scipy.special import log_ndtr, ndtri_exp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin
 from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
 
 from ._compat import Interval, StrOptions
 from .base import BaseDestructor, check_random_state
@@ -241,10 +242,15 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
             seed = check_random_state(self.random_state)
         self.candidate_n_components_ = None
         self.candidate_scores_ = None
-        k = self.n_components
-        if k == "auto":
-            k = self._choose_n_components(X, seed)
-        return self._set_mixture(self._fit_average(X, int(k), seed))
+        # EM's products and triangular solves are small (d x d per
+        # component): on two OpenBLAS threads the 10-D search of
+        # benchmarks/bench_quality.py took 14.8 s, on one 3.2 s, with the same
+        # numbers. As in the stacking loop (deep.single_threaded_blas).
+        with threadpool_limits(limits=1, user_api="blas"):
+            k = self.n_components
+            if k == "auto":
+                k = self._choose_n_components(X, seed)
+            return self._set_mixture(self._fit_average(X, int(k), seed))
 
     def _fit_average(self, X, k, seed):
         """The equal-weight average of ``n_average`` mixtures of ``k`` components."""
