@@ -46,7 +46,8 @@ _MIN_ROWS_CHOICE = 10
 def default_candidates():
     """The candidates :class:`AutoDestructor` compares when given none.
 
-    In order (an earlier candidate wins a tie, so the simplest comes first):
+    In order (an earlier candidate wins when the best leads it by no more
+    than one paired standard error, so the simplest comes first):
 
     - ``"gaussian"``: :class:`~destructors.gaussian.GaussianDestructor`
       with a Ledoit-Wolf shrunk covariance, the floor on small data;
@@ -139,8 +140,10 @@ class AutoDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
     candidates : list or None, default=None
         Destructors to choose from, each an unfitted estimator or a
         ``(name, estimator)`` pair; ``None`` means
-        :func:`default_candidates`. On a tie within rounding the earlier
-        one wins, so list simpler models first.
+        :func:`default_candidates`. The earliest candidate whose held-out
+        mean is within one paired standard error of the best is chosen (the
+        one-standard-error rule: the best's lead over it is noise), so list
+        simpler models first.
     cv : "auto", "holdout" or int >= 2, default="auto"
         How rows are held out: ``"holdout"``, one seeded split of
         ``validation_fraction``; an integer, that many folds; ``"auto"``,
@@ -268,7 +271,7 @@ class AutoDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         X_search = np.unique(X, axis=0) if duplicated else X
         splits = self._splits(X_search.shape[0], rng)
         self.n_splits_ = len(splits)
-        scores = {}
+        scores, held_out = {}, {}
         if not splits:
             warnings.warn(
                 f"{X_search.shape[0]} distinct samples are too few to hold out rows and choose a "
@@ -282,6 +285,7 @@ class AutoDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
                 values, seconds = self._score_candidate(template, seed, X_search, splits)
                 mean, se = _mean_se(values)
                 error = None
+                held_out[name] = values
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 mean, se, seconds, error = np.nan, np.nan, np.nan, f"{type(exc).__name__}: {exc}"
             scores[name] = {"mean": mean, "se": se, "fit_time": seconds, "error": error}
@@ -289,7 +293,7 @@ class AutoDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
                 about = error or f"{mean:.4f} +- {se:.4f} in {seconds:.2f} s"
                 print(f"candidate {name}: {about}")
         self.candidate_scores_ = scores
-        self.best_candidate_ = self._choose(candidates, scores)
+        self.best_candidate_ = self._choose(candidates, scores, held_out)
         template = dict(candidates)[self.best_candidate_]
         self.best_estimator_ = deep._seed_layer(clone(template), seed).fit(X)
         self._n_features_out = X.shape[1]
@@ -297,19 +301,36 @@ class AutoDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         return self
 
     @staticmethod
-    def _choose(candidates, scores):
-        """The best mean; within rounding of it, the earliest candidate."""
+    def _choose(candidates, scores, held_out=None):
+        """The earliest candidate within one paired standard error of the best.
+
+        The one-standard-error rule: two candidates scored on the same
+        held-out rows differ by the mean of their per-row differences, known
+        to about its standard error; where the best's lead over an earlier
+        (simpler) candidate is within that, the lead is noise and order
+        decides. Without per-row scores, within rounding of the best.
+        """
         if not scores:
             return candidates[0][0]
         means = {name: s["mean"] for name, s in scores.items() if np.isfinite(s["mean"])}
         if not means:
             failures = "; ".join(f"{name}: {s['error']}" for name, s in scores.items())
             raise ValueError(f"AutoDestructor: every candidate failed ({failures}).")
-        best = max(means.values())
+        top = next(name for name, _ in candidates if means.get(name) == max(means.values()))
+        best = means[top]
         # A tie is decided by order, never by the last bits of two sums.
         slack = 1e-9 * max(1.0, abs(best))
+
+        def margin(name):
+            if not held_out or name not in held_out or top not in held_out:
+                return slack
+            diff = held_out[top] - held_out[name]
+            if diff.size < 2 or not np.all(np.isfinite(diff)):
+                return slack
+            return max(slack, float(np.std(diff, ddof=1) / np.sqrt(diff.size)))
+
         return next(name for name, _ in candidates
-                    if name in means and means[name] >= best - slack)
+                    if name in means and means[name] >= best - margin(name))
 
     # -- the map: the chosen candidate's -----------------------------------------------
     def _forward(self, X):

@@ -345,3 +345,25 @@ def test_flat_density_with_sharp_edges_chooses_the_kernel_density_refit_on_all_r
     assert auto.best_estimator_.n_components_ == 400
     X_test = rng.uniform(size=(2000, 2)) * [2.0, 0.5]
     assert np.log(1.0) - auto.score(X_test) < 0.15  # the truth is log(1 / (2 * 0.5)) = 0
+
+
+def test_choice_is_the_earliest_within_one_paired_standard_error():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=400)
+    noise = rng.normal(size=400)
+    candidates = [("simple", None), ("rich", None)]
+
+    def scores(held_out):
+        return {name: {"mean": float(v.mean()), "se": 0.0, "fit_time": 0.0, "error": None}
+                for name, v in held_out.items()}
+
+    # A lead of 0.01 with a paired standard error of about 0.05: noise.
+    held_out = {"simple": base, "rich": base + 0.01 + noise}
+    held_out["rich"] += 0.01 - (held_out["rich"] - base).mean()
+    assert AutoDestructor._choose(candidates, scores(held_out), held_out) == "simple"
+    # The same lead on every row (standard error 0): a real gain.
+    held_out = {"simple": base, "rich": base + 0.01}
+    assert AutoDestructor._choose(candidates, scores(held_out), held_out) == "rich"
+    # A lead of four standard errors wins too.
+    held_out = {"simple": base, "rich": base + 0.2 + noise}
+    assert AutoDestructor._choose(candidates, scores(held_out), held_out) == "rich"
