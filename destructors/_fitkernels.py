@@ -190,17 +190,8 @@ def _kl_of_columns(Zc, counts, index):
     n_bins = counts.shape[0]
     # Each column's extremes and sum of squares in row order, all columns in
     # one loop: their d chains of additions run side by side.
-    los = np.full(d, np.inf)
-    his = np.full(d, -np.inf)
-    sqs = np.zeros(d)
-    for r in range(m):
-        for a in range(d):
-            v = Zc[a, r]
-            if v < los[a]:
-                los[a] = v
-            if v > his[a]:
-                his[a] = v
-            sqs[a] += v * v
+    los, his, sqs = np.empty(d), np.empty(d), np.empty(d)
+    _column_stats(Zc.T, los, his, sqs)
     total = 0.0
     for a in range(d):
         z = Zc[a]
