@@ -116,6 +116,7 @@ def _mib(n_bytes):
 
 # -- phases ------------------------------------------------------------------------
 def fit_phase(client, n_rows, chunk, n_layers):
+    """A fixed-depth fit (the short run's and the depth test's): model, seconds, memory."""
     X = lazy_data(n_rows, chunk, seed=1)
     model = RBIG(rotation="greedy", max_layers=n_layers, early_stopping=False, tol=None,
                  random_state=0, verbose=1)
@@ -155,18 +156,6 @@ def quality_check(model, n_rows, chunk, n_test):
     return model.score(X_test), eager.score(X_test), seconds
 
 
-def deep_phase(client, n_rows, chunk, n_layers):
-    """A fixed-depth damped fit; (passes, seconds) of every layer and the peak memory."""
-    X = lazy_data(n_rows, chunk, seed=1)
-    model = RBIG(rotation="greedy", max_layers=n_layers, early_stopping=False, tol=None,
-                 random_state=0, verbose=1)
-    with PeakMemory(client) as mem:
-        start = time.perf_counter()
-        model.fit(X)
-        seconds = time.perf_counter() - start
-    return model, seconds, mem
-
-
 def _window(log, lo, hi):
     """Mean passes and seconds per layer of layers ``lo..hi`` (1-based, inclusive)."""
     part = log[lo - 1:hi]
@@ -184,7 +173,7 @@ def deep_main(args):
     ) as cluster, Client(cluster) as client:
         warm = RBIG(rotation="greedy", max_layers=2, early_stopping=False, random_state=0)
         warm.fit(lazy_data(20_000, 10_000, seed=0))
-        model, seconds, mem = deep_phase(client, args.fit_rows, args.chunk, args.layers)
+        model, seconds, mem = fit_phase(client, args.fit_rows, args.chunk, args.layers)
     log = model._fit_log
     q = max(1, len(log) // 4)
     windows = [(1, q), (len(log) - q + 1, len(log))]
