@@ -522,9 +522,8 @@ class GreedyRotation(_LinearDestructor):
             drawn[rng.choice(X.shape[0], self.subsample, replace=False)] = True
             rows = np.flatnonzero(drawn)
         keep = keep_output
-        # A rank-deficient PCA scores -inf, as in score_candidates (unless it
-        # is the only candidate).
-        first = 0 if pca.full_rank_ or len(candidates) == 1 else 1
+        # Not even scored where it is excluded (see _excluded).
+        first = 1 if _excluded([pca.full_rank_] + [True] * seeds.size)[0] else 0
         scored = candidates[first:]
         result = rotated_marginal_kl(
             X, np.stack([c[0] for c in scored]), np.stack([c[1] for c in scored]),
@@ -553,6 +552,8 @@ class GreedyRotation(_LinearDestructor):
         maps = [(c.matrix_, c.shift_) for c in candidates]
         result = stream.run(Histograms(grids, maps))[0]
         scores = [kl_to_normal(result, g, image=c).sum() for c, g in enumerate(grids)]
+        scores = np.where(_excluded([getattr(c, "full_rank_", True) for c in candidates]),
+                          -np.inf, scores)
         self._choose([(c.matrix_, c.shift_, c.inverse_matrix_) for c in candidates], scores)
         best = int(np.argmax(self.candidate_scores_))
         # The winner's histogram is the next marginal layer's input statistics.
@@ -687,15 +688,28 @@ def score_candidates(candidates, X, rows=None):
     return [float(s) for s in _score_fitted(candidates, X, rows)[0]]
 
 
+def _excluded(full_rank):
+    """Which candidates rotation search never picks: the rank-deficient ones.
+
+    A rank-deficient PCA (no more rows than features, or collinear features)
+    has axes of rounding noise, which a marginal step after it would blow up
+    to unit scale. It is excluded unless every candidate is rank-deficient
+    (then there is nothing better to choose). One rule for the array,
+    streamed and learned fits.
+    """
+    full_rank = np.asarray(full_rank, dtype=bool)
+    return ~full_rank if full_rank.any() else np.zeros(full_rank.shape, dtype=bool)
+
+
 def _score_fitted(candidates, X, rows=None, keep_best=False):
     """Scores of fitted candidates on ``X[rows]``, and the first best's output if asked.
 
     A candidate fitted as rank-deficient (``full_rank_`` False) scores -inf
-    and is never the best.
+    and is never the best, unless all are (:func:`_excluded`).
     """
-    usable = [getattr(c, "full_rank_", True) for c in candidates]
-    if not all(usable):
-        keep = [i for i, ok in enumerate(usable) if ok]
+    excluded = _excluded([getattr(c, "full_rank_", True) for c in candidates])
+    if excluded.any():
+        keep = [i for i, out in enumerate(excluded) if not out]
         part, Z = _score_fitted([candidates[i] for i in keep], X, rows, keep_best)
         scores = np.full(len(candidates), -np.inf)
         scores[keep] = part

@@ -264,3 +264,19 @@ def test_rank_deficient_pca_is_never_the_chosen_candidate():
     assert scores[0] == -np.inf and np.isfinite(scores[1])
     greedy = GreedyRotation(random_state=0).fit(X)
     assert greedy.chosen_ == "random"
+
+
+def test_rank_deficiency_rule_is_the_same_for_arrays_streams_and_lone_candidates():
+    dask_array = pytest.importorskip("dask.array")
+    # Collinear features: PCA's third axis carries only rounding noise.
+    rng = np.random.default_rng(1)
+    A = rng.gamma(2.0, size=(600, 2))
+    X = np.column_stack([A, A.sum(axis=1)])
+    assert not PCARotation().fit(X).full_rank_
+    eager = GreedyRotation(random_state=0).fit(X)
+    lazy = GreedyRotation(random_state=0).fit(dask_array.from_array(X, chunks=(150, 3)))
+    assert eager.chosen_ == lazy.chosen_ == "random"
+    assert eager.candidate_scores_[0] == lazy.candidate_scores_[0] == -np.inf
+    # A PCA that is the only candidate is still scored (nothing else to pick).
+    assert np.isfinite(score_candidates([PCARotation()], X)[0])
+    assert GreedyRotation(n_random=0).fit(X).chosen_ == "pca"
