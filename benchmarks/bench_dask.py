@@ -195,7 +195,7 @@ def deep_main(args):
         "LocalCluster of 2 worker processes x 1 thread on 127.0.0.1, memory limit "
         f"{args.memory_limit} per worker; load average before / after: "
         f"{args.load_before} / {' '.join(f'{v:.2f}' for v in os.getloadavg())}. "
-        "Other jobs were running on the machine, so times are indicative; the ratio "
+        "The machine is shared with other jobs (see the load), so times are indicative; the ratio "
         "of the two windows is what counts.",
         f"Fit: {args.fit_rows:,} x {N_FEATURES} rows in blocks of {args.chunk:,} "
         f"({block_mib:.0f} MiB), `RBIG(max_layers={args.layers}, early_stopping=False, "
