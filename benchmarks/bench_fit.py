@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,8 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "fit.md"
 OLD_COMMIT = "037f220"
+_BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "NUMBA_NUM_THREADS")
 sys.path.insert(0, str(HERE))
 from bench_dask import _shape_block  # noqa: E402
 
@@ -80,11 +83,11 @@ print(json.dumps(out))
 """
 
 
-def run_version(code_root, job):
-    """Fit in a subprocess with the package found under ``code_root``."""
+def run_version(code_root, job, env=None):
+    """Fit in a subprocess with the package found under ``code_root`` (``env``: extra variables)."""
     result = subprocess.run(
         [sys.executable, "-c", _WORKER, str(code_root), str(HERE), json.dumps(job)],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env=dict(os.environ, **(env or {})),
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -108,8 +111,13 @@ def depth_part(old_root, layers, old_layers, n):
               "rotation": "greedy"}
     new = run_version(ROOT, {"n": n, "d": 7, "seed": 1, "n_test": 10_000, "params": params})
     old_params = dict(params, max_layers=old_layers)
-    old = run_version(old_root, {"n": n, "d": 7, "seed": 1, "n_test": 10_000,
-                                 "params": old_params})
+    old_job = {"n": n, "d": 7, "seed": 1, "n_test": 10_000, "params": old_params}
+    old = run_version(old_root, old_job)
+    # The old code's BLAS uses every core when they are free; on one thread
+    # it (and Numba on one thread) is the single-threaded run the issue's
+    # starting point describes.
+    one = run_version(old_root, old_job, {v: "1" for v in _BLAS_THREAD_VARS})
+    per_one, cpu_one = one["seconds"] / old_layers, one["cpu"] / old_layers
     per_new = new["seconds"] / layers
     per_old = old["seconds"] / old_layers
     cpu_new, cpu_old = new["cpu"] / layers, old["cpu"] / old_layers
@@ -123,9 +131,13 @@ def depth_part(old_root, layers, old_layers, n):
         f"{1e3 * per_new:.1f} | {1e3 * cpu_new:.1f} | {new['test']:.4f} |",
         f"| {OLD_COMMIT} (start) | {old_layers} | {old['seconds']:.1f} | {old['cpu']:.1f} | "
         f"{1e3 * per_old:.1f} | {1e3 * cpu_old:.1f} | {old['test']:.4f} |",
+        f"| {OLD_COMMIT}, BLAS on one thread | {old_layers} | {one['seconds']:.1f} | "
+        f"{one['cpu']:.1f} | {1e3 * per_one:.1f} | {1e3 * cpu_one:.1f} | {one['test']:.4f} |",
         "",
         f"Speed-up per layer: {per_old / per_new:.2f}x wall, {cpu_old / cpu_new:.2f}x CPU "
-        f"(target 10x). The old code's {layers}-layer time at its measured rate: "
+        f"(target 10x); against the old code on one BLAS thread {per_one / per_new:.2f}x "
+        f"wall, {cpu_one / cpu_new:.2f}x CPU. The old code's {layers}-layer time at its "
+        "measured rate: "
         f"{per_old * layers:.0f} s."
         + ("" if old_layers == layers else
            f" (The old path was timed on {old_layers} layers; its held-out score is "
@@ -175,7 +187,7 @@ def gmm_part(old_root, n, grid):
 
 def quality_part(old_root, cases):
     lines = [
-        "### c. Default fit, old code against new (subsampled rotation scoring)",
+        "### c. Default fit, old code against new (each with its own defaults)",
         "",
         "| data | code | wall s | CPU s | layers | held-out log-lik |",
         "|---|---|---:|---:|---:|---:|",
@@ -223,34 +235,56 @@ def main(argv=None):
     if args.quick:
         args.layers, args.old_layers, n_depth, n_gmm, grid = 20, 10, 5_000, 2_000, (1, 4)
         cases, n_mem, mem_layers = [(25_000, 3, 4)], 100_000, 3
-    lines = [
+    header = [
         "# Fit benchmark",
         "",
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}, shared with other jobs; "
-        f"load average at the start: {_load()}.",
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}, shared with other jobs. "
+        "Each part's section comes from the run that last ran it (`--parts`) and "
+        "gives the load average at its start and end.",
         "",
     ]
+    runners = {
+        "a": lambda old: depth_part(old, args.layers, args.old_layers, n_depth),
+        "b": lambda old: gmm_part(old, n_gmm, grid),
+        "c": lambda old: quality_part(old, cases),
+        "d": lambda old: memory_part(n_mem, mem_layers),
+    }
+    sections = {}
     with tempfile.TemporaryDirectory() as tmp:
         old_root = extract_old(tmp)
-        if "a" in args.parts:
-            lines += depth_part(old_root, args.layers, args.old_layers, n_depth)
+        for part in sorted(set(args.parts) & set(runners)):
+            before = _load()
+            lines = runners[part](old_root)
+            lines.insert(1, f"\nLoad average at the start: {before}; at the end: {_load()}.")
+            sections[part] = lines
             print("\n".join(lines), flush=True)
-        if "b" in args.parts:
-            lines += gmm_part(old_root, n_gmm, grid)
-            print("\n".join(lines[-8:]), flush=True)
-        if "c" in args.parts:
-            lines += quality_part(old_root, cases)
-            print("\n".join(lines[-8:]), flush=True)
-    if "d" in args.parts:
-        lines += memory_part(n_mem, mem_layers)
-    lines += [f"Load average at the end: {_load()}.", ""]
-    print("\n".join(lines))
     if args.quick:  # a smoke run would replace the recorded tables
         return 0
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
-    print(f"written to {RESULTS} (only the parts run: merge by hand with --parts)")
+    RESULTS.write_text(merge_sections(RESULTS, header, sections))
+    print(f"written to {RESULTS} (parts {''.join(sorted(sections))}; the others kept)")
     return 0
+
+
+def merge_sections(path, header, sections):
+    """The results file with the parts in ``sections`` replaced, the others kept.
+
+    A part's section starts at its ``### <letter>.`` heading and runs to the
+    next part's; text before the first heading is replaced by ``header``.
+    """
+    kept = {}
+    if path.exists():
+        part = None
+        for line in path.read_text().splitlines():
+            found = re.match(r"### ([a-z])\.", line)
+            if found:
+                part = found.group(1)
+                kept[part] = []
+            if part is not None:
+                kept[part].append(line)
+    kept.update(sections)
+    body = [line for part in sorted(kept) for line in kept[part]]
+    return "\n".join(header + body).rstrip("\n") + "\n"
 
 
 if __name__ == "__main__":

@@ -241,6 +241,14 @@ class PCARotation(_LinearDestructor):
         tiny = np.finfo(np.float64).eps * max(eigval.max(), 1e-300) * d
         self.full_rank_ = bool(eigval.min() > tiny)
         if self.whiten:
+            # Variances near float64's smallest normal number have lost their
+            # digits (1e-200 data square to 0): that is the data's scale, not
+            # their rank, and the remedy differs.
+            if eigval.max() < np.finfo(np.float64).tiny / np.finfo(np.float64).eps:
+                raise ValueError(
+                    "PCARotation(whiten=True): the variances of the training data "
+                    f"underflow float64 (the largest is {eigval.max():.3g}); rescale the data."
+                )
             if not self.full_rank_:
                 raise ValueError(
                     "PCARotation(whiten=True) needs a full-rank covariance; the "

@@ -152,6 +152,18 @@ def test_pca_whitening_rejects_rank_deficient_data():
         PCARotation(whiten=True).fit(X)
 
 
+def test_pca_whitening_names_underflowing_variances_not_rank():
+    # 1e-200 data square to zero: the error is about scale; the same data
+    # at 1e-140 whiten exactly (their inverse round-trips).
+    X = np.random.default_rng(10).normal(size=(200, 3))
+    with pytest.raises(ValueError, match="underflow float64.*rescale"):
+        PCARotation(whiten=True).fit(X * 1e-200)
+    small = PCARotation(whiten=True).fit(X * 1e-140)
+    Z = small.transform(X * 1e-140)
+    np.testing.assert_allclose(Z.std(axis=0), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(small.inverse_transform(Z), X * 1e-140, rtol=1e-10)
+
+
 def test_ica_log_det_is_that_of_the_unmixing_matrix():
     S, X = _mixed_sources(3000, seed=11)
     model = ICARotation(random_state=0).fit(X)
