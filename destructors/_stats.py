@@ -589,3 +589,99 @@ class RowSampleStats(NamedTuple):
 
     rows: np.ndarray
     Y: np.ndarray
+
+
+def content_keys(Y, seed):
+    """Seeded pseudo-random 64-bit keys of rows' values: equal rows, equal keys.
+
+    Each feature's float64 bits are mixed into the key in turn (``-0.0`` is
+    taken as ``0.0``, which it equals), so a key depends only on the row's
+    values and the seed, never on where the row is.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_rows, n_features)
+        Finite float64 rows.
+    seed : int
+        Seed, in ``[0, 2**62)``.
+
+    Returns
+    -------
+    keys : ndarray of uint64
+        One key per row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import content_keys
+    >>> keys = content_keys(np.array([[1.0, 2.0], [1.0, 2.0], [2.0, 1.0]]), 0)
+    >>> bool(keys[0] == keys[1]), bool(keys[0] == keys[2])
+    (True, False)
+    """
+    bits = (np.asarray(Y, dtype=np.float64) + 0.0).view(np.uint64)
+    keys = np.zeros(bits.shape[0], dtype=np.uint64)
+    for j in range(bits.shape[1]):
+        keys = row_keys(keys ^ bits[:, j], seed + j)
+    return keys
+
+
+class DistinctRowSample:
+    """How many copies of each of the ``size`` distinct rows with the smallest keys.
+
+    The distinct rows are ranked by :func:`content_keys` of their values, a
+    bottom-k sample of distinct rows that merges exactly: a row among the
+    ``size`` smallest keys of the whole data is among them in every block
+    that holds a copy, so its copies are all counted, whatever the
+    chunking. Over the sampled rows, ``sum(counts - 1) / sum(counts)``
+    estimates the share of rows that copy another (exact when the data
+    hold at most ``size`` distinct rows); every copy of a row is sampled
+    with it, so duplicates are not diluted as in a sample of rows.
+
+    Parameters
+    ----------
+    size : int
+        Distinct rows to keep.
+    seed : int, default=0
+        Seed of the keys.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import DistinctRowSample
+    >>> Y = np.repeat(np.arange(6.0).reshape(3, 2), [1, 2, 3], axis=0)
+    >>> stat = DistinctRowSample(10)
+    >>> result = stat.merge(stat.compute(Y[:4]), stat.compute(Y[4:]))
+    >>> sorted(result.counts.tolist()), int(result.n_duplicated())
+    ([1, 2, 3], 3)
+    """
+
+    def __init__(self, size, seed=0):
+        self.size = int(size)
+        self.seed = int(seed)
+
+    def compute(self, Y):
+        """The block's distinct rows with the smallest keys and their counts."""
+        keys, counts = np.unique(content_keys(Y, self.seed), return_counts=True)
+        return DistinctRowStats(keys[: self.size], counts[: self.size].astype(np.int64))
+
+    def merge(self, a, b):
+        """Counts added over both blocks, then the ``size`` smallest keys kept."""
+        keys, inverse = np.unique(np.concatenate([a.keys, b.keys]), return_inverse=True)
+        counts = np.zeros(keys.size, dtype=np.int64)
+        np.add.at(counts, inverse, np.concatenate([a.counts, b.counts]))
+        return DistinctRowStats(keys[: self.size], counts[: self.size])
+
+
+class DistinctRowStats(NamedTuple):
+    """Keys (increasing) of the sampled distinct rows and their numbers of copies."""
+
+    keys: np.ndarray
+    counts: np.ndarray
+
+    def n_rows(self):
+        """Rows the sample covers (every copy of each sampled row)."""
+        return int(self.counts.sum())
+
+    def n_duplicated(self):
+        """Rows of the sample that copy another row of it."""
+        return int((self.counts - 1).sum())

@@ -22,7 +22,7 @@ from .base import (
     standard_normal_log_pdf,
 )
 from .composite import ChainMixin, CompositeDestructor, check_layers
-from .discrete import fit_policy
+from .discrete import fit_policy, stream_fit_policy
 from .marginal import MarginalGaussianizer
 from .progress import FitProgress
 from .registry import get_layer, register_layer, registered_names
@@ -616,6 +616,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
                 f"{type(self).__name__} inside another model cannot be fitted on a "
                 "Dask array; fit it at the top level."
             )
+        stream_fit_policy(stream, self.dequantize)
         rng = check_random_state(self.random_state)
         seeds = spawn_seeds(rng, self.max_layers)
         holdout = None

@@ -116,6 +116,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils import check_array
 
+from ._stats import DistinctRowSample
 from .base import check_random_state
 
 __all__ = [
@@ -531,10 +532,68 @@ def fit_policy(X, dequantize, rng):
     if report.too_many_duplicates:
         raise ValueError(
             f"{report.n_duplicated_rows} of the {report.n_samples} training rows are "
-            "exact copies of other rows: a density of repeated points is not defined "
-            "and held-out copies of training rows would make the choice made on held-out "
-            "rows a fiction. Pass dequantize=True (uniform noise over the data's "
-            "resolution), call destructors.discrete.dequantize, or drop the "
-            "duplicates."
+            + _DUPLICATES_REASON + " Pass dequantize=True (uniform noise over the data's "
+            "resolution), call destructors.discrete.dequantize, or drop the duplicates."
         )
     return X, report.n_duplicated_rows > 0
+
+
+_DUPLICATES_REASON = (
+    "exact copies of other rows: a density of repeated points is not defined "
+    "and held-out copies of training rows would make the choice made on held-out "
+    "rows a fiction."
+)
+# Distinct rows whose copies the chunked check counts (every copy of each).
+_STREAM_DISTINCT_ROWS = 100_000
+
+
+def stream_fit_policy(stream, dequantize):
+    """:func:`fit_policy` for chunked data (a Dask array), in one pass.
+
+    Duplicated rows are counted on a sample of distinct rows with all their
+    copies (:class:`destructors._stats.DistinctRowSample`; exact when the data
+    hold at most 100,000 distinct rows), and beyond the same share the fit
+    refuses. Dequantizing needs the data's resolution, estimated from all
+    rows in memory, so ``dequantize=True`` is refused with the way to do it.
+
+    Parameters
+    ----------
+    stream : destructors._dask._Stream
+        The training data, before any layer.
+    dequantize : bool
+        The model's ``dequantize`` parameter.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> from destructors._dask import _Stream
+    >>> from destructors.discrete import stream_fit_policy
+    >>> grid = np.column_stack([np.arange(10.0), np.arange(10.0)[::-1]])
+    >>> X = da.from_array(np.repeat(grid, 2, axis=0), chunks=(7, 2))
+    >>> stream_fit_policy(_Stream(X), False)
+    Traceback (most recent call last):
+    ...
+    ValueError: 10 of the 20 training rows are exact copies of other rows: ...
+    """
+    if dequantize:
+        raise ValueError(
+            "dequantize=True needs the data in memory (the noise's scale is the data's "
+            "resolution, estimated from all rows): fit on a NumPy array, or add the noise "
+            "to each block yourself with destructors.discrete.dequantize, one resolution "
+            "for all blocks (destructors.discrete.resolution of a sample) and a "
+            "random_state of its own for each."
+        )
+    if stream.n_features < 2:
+        return  # in one dimension copies are ties, which only warn
+    sample = stream.run(DistinctRowSample(_STREAM_DISTINCT_ROWS))[0]
+    n_rows, n_dup = sample.n_rows(), sample.n_duplicated()
+    if n_dup > np.floor(MAX_DUPLICATED_FRACTION * n_rows):
+        where = (
+            f"the {n_rows} training rows" if n_rows == stream.n
+            else f"{n_rows} training rows sampled (every copy of "
+            f"{sample.keys.size:,} distinct rows)"
+        )
+        raise ValueError(
+            f"{n_dup} of {where} are " + _DUPLICATES_REASON + " Dequantize the data "
+            "(see destructors.discrete.dequantize) or drop the duplicates."
+        )

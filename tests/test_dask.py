@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from _helpers import skewed_data
 from sklearn.datasets import make_moons
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 da = pytest.importorskip("dask.array")
@@ -438,3 +439,27 @@ def test_fit_warns_on_constant_feature():
     with pytest.warns(UserWarning, match="constant"):
         model = MarginalGaussianizer().fit(_lazy(X, 100))
     np.testing.assert_allclose(model.transform(X)[:, 1], 0.0)
+
+
+def test_dask_fit_refuses_duplicated_rows_as_the_numpy_fit_does():
+    # The in-memory rule (at most 1 % of rows copying others) on chunked
+    # data: 5 % copies are refused in both; 0.5 % pass in both.
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(2000, 3))
+    many, few = X.copy(), X.copy()
+    many[1900:] = X[:100]
+    few[1990:] = X[:10]
+    model = RBIG(rotation="greedy", max_layers=2, early_stopping=False, tol=None,
+                 random_state=0)
+    for data in (many, da.from_array(many, chunks=(300, 3))):
+        with pytest.raises(ValueError, match="100 of the 2000 training rows are exact copies"):
+            clone(model).fit(data)
+    lazy = clone(model).fit(da.from_array(few, chunks=(300, 3)))
+    eager = clone(model).fit(few)
+    assert lazy.score(few) == pytest.approx(eager.score(few), abs=1e-3)
+
+
+def test_dask_fit_refuses_dequantize_with_the_way_to_do_it():
+    X = da.from_array(np.random.default_rng(22).normal(size=(500, 2)), chunks=(100, 2))
+    with pytest.raises(ValueError, match="dequantize=True needs the data in memory"):
+        RBIG(dequantize=True, max_layers=2).fit(X)

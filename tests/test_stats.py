@@ -149,3 +149,28 @@ def test_histogram_knots_of_a_constant_and_of_one_bin():
     np.testing.assert_array_equal(zk, [-1.0, 1.0])
     with pytest.raises(ValueError, match="at least one sample"):
         histogram_knots(np.array([0.0, 1.0]), np.array([0]), 10)
+
+
+def test_distinct_row_sample_counts_copies_whatever_the_chunking():
+    from destructors._stats import DistinctRowSample, content_keys
+    from destructors.discrete import describe_discreteness
+
+    rng = np.random.default_rng(3)
+    distinct = rng.normal(size=(400, 3))
+    distinct[5] = [-0.0, 1.0, 2.0]  # -0.0 and 0.0 are one value
+    X = np.repeat(distinct, rng.integers(1, 4, size=400), axis=0)
+    X[-1] = [0.0, 1.0, 2.0]
+    X = X[rng.permutation(X.shape[0])]
+    # Every distinct row sampled: the exact count of copies.
+    whole = _merged(DistinctRowSample(1000), X, 1)
+    assert whole.n_rows() == X.shape[0]
+    assert whole.n_duplicated() == describe_discreteness(X).n_duplicated_rows
+    # A sample of 50 distinct rows: the same rows and counts for any blocks,
+    # each count that of its row in the whole data.
+    small = [_merged(DistinctRowSample(50, seed=1), X, k) for k in (1, 3, 7, 50)]
+    for other in small[1:]:
+        np.testing.assert_array_equal(other.keys, small[0].keys)
+        np.testing.assert_array_equal(other.counts, small[0].counts)
+    keys, counts = np.unique(content_keys(X, 1), return_counts=True)
+    np.testing.assert_array_equal(small[0].keys, keys[:50])
+    np.testing.assert_array_equal(small[0].counts, counts[:50])
