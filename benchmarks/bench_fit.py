@@ -84,7 +84,7 @@ print(json.dumps(out))
 
 
 def run_version(code_root, job, env=None):
-    """Fit in a subprocess with the package found under ``code_root`` (``env``: extra variables)."""
+    """Fit in a subprocess with the package under ``code_root`` (``env``: extra variables)."""
     result = subprocess.run(
         [sys.executable, "-c", _WORKER, str(code_root), str(HERE), json.dumps(job)],
         capture_output=True, text=True, check=True, env=dict(os.environ, **(env or {})),

@@ -170,6 +170,15 @@ class HistogramStats(NamedTuple):
         Shift of the moment sums (the grid centres).
     bin_min, bin_max : ndarray of shape (k, d, n_bins) or None
         Per-bin extremes, when asked for.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import Grid, Histograms
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> stats = Histograms([Grid.uniform(X.min(0), X.max(0))]).compute(X)
+    >>> stats.n, stats.counts.shape[:2], int(stats.counts.sum())
+    (100, (1, 2), 200)
     """
 
     n: int
@@ -189,7 +198,18 @@ class HistogramStats(NamedTuple):
 
 
 class FeatureHistogram(NamedTuple):
-    """One feature's histogram, as :func:`~destructors.marginal.histogram_knots` reads it."""
+    """One feature's histogram, as :func:`~destructors.marginal.histogram_knots` reads it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import Grid, Histograms, feature_histograms
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> grid = Grid.uniform(X.min(0), X.max(0))
+    >>> first = feature_histograms(Histograms([grid]).compute(X), grid)[0]
+    >>> int(first.counts.sum()), bool(first.x_min == X[:, 0].min())
+    (100, True)
+    """
 
     edges: np.ndarray
     counts: np.ndarray
@@ -201,7 +221,17 @@ class FeatureHistogram(NamedTuple):
 
 
 class MomentStats(NamedTuple):
-    """Count, mean, co-moment and largest squared norm of the rows."""
+    """Count, mean, co-moment and largest squared norm of the rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import Moments
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> stats = Moments().compute(X)
+    >>> stats.n, bool(np.allclose(stats.mean, X.mean(axis=0)))
+    (100, True)
+    """
 
     n: int
     mean: np.ndarray
@@ -585,7 +615,17 @@ class RowSample:
 
 
 class RowSampleStats(NamedTuple):
-    """Global indices (increasing) and values of the sampled rows."""
+    """Global indices (increasing) and values of the sampled rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import RowSample
+    >>> Y = np.arange(20.0).reshape(10, 2)
+    >>> stats = RowSample(3, seed=0).compute(Y, np.arange(10))
+    >>> stats.rows.size, bool(np.array_equal(stats.Y, Y[stats.rows]))
+    (3, True)
+    """
 
     rows: np.ndarray
     Y: np.ndarray
@@ -673,7 +713,16 @@ class DistinctRowSample:
 
 
 class DistinctRowStats(NamedTuple):
-    """Keys (increasing) of the sampled distinct rows and their numbers of copies."""
+    """Keys (increasing) of the sampled distinct rows and their numbers of copies.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._stats import DistinctRowSample
+    >>> stats = DistinctRowSample(10).compute(np.array([[1.0, 2.0], [1.0, 2.0], [3.0, 4.0]]))
+    >>> stats.n_rows(), stats.n_duplicated()
+    (3, 1)
+    """
 
     keys: np.ndarray
     counts: np.ndarray

@@ -76,7 +76,14 @@ _TRUST_HELP = (
 
 
 class UserError(Exception):
-    """A problem with the user's input, reported as one line without traceback."""
+    """A problem with the user's input, reported as one line without traceback.
+
+    Examples
+    --------
+    >>> from destructors.cli import UserError
+    >>> str(UserError("the input has no rows"))
+    'the input has no rows'
+    """
 
 
 class _Parser(argparse.ArgumentParser):

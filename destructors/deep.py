@@ -98,6 +98,17 @@ class LayerRecord:
         The same for the held-out rows, when there are any.
     tc_reduction : float
         Total correlation the layer removed, by the source's measure.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import PCARotation
+    >>> from destructors.deep import ArraySource
+    >>> source = ArraySource(np.random.default_rng(0).normal(size=(200, 2)))
+    >>> _ = source.fit(PCARotation())
+    >>> record = source.records()[0]
+    >>> record.validation_score is None, record.tc_reduction >= 0
+    (True, True)
     """
 
     train_score: float | None
@@ -294,6 +305,16 @@ class StackResult:
         Their records.
     n_keep : int
         How many leading layers the rule keeps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors import PCARotation
+    >>> from destructors.deep import ArraySource, FixedDepth, stack_layers
+    >>> source = ArraySource(np.random.default_rng(0).normal(size=(200, 2)))
+    >>> result = stack_layers(lambda i: PCARotation(), source, FixedDepth(2), 5)
+    >>> len(result.layers), len(result.records), result.n_keep
+    (2, 2, 2)
     """
 
     layers: list

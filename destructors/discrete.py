@@ -174,6 +174,15 @@ class DiscretenessReport:
         The duplicated rows that rounding does not explain: all of them if
         some tied feature is off a grid (see :attr:`off_grid_features`), as
         in bootstrap resamples of continuous data; zero otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors.discrete import describe_discreteness
+    >>> X = np.round(np.random.default_rng(0).normal(size=(300, 2)), 1)
+    >>> report = describe_discreteness(X)
+    >>> report.resolution.tolist(), bool(report.max_ties.min() > 1)
+    ([0.1, 0.1], True)
     """
 
     n_samples: int

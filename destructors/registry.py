@@ -28,6 +28,13 @@ class LayerEntry:
         One of :data:`KINDS`.
     cls : type
         The destructor class.
+
+    Examples
+    --------
+    >>> from destructors.registry import registered_layers
+    >>> entry = next(e for e in registered_layers() if e.name == "pca")
+    >>> entry.kind, entry.cls.__name__
+    ('rotation', 'PCARotation')
     """
 
     name: str

@@ -44,6 +44,14 @@ class CheckReport:
         Names of the checks that did not run, with the reason.
     details : dict of str to float
         Numbers measured on the way (e.g. the streamed-fit score gap).
+
+    Examples
+    --------
+    >>> from destructors import PCARotation
+    >>> from destructors.utils import check_destructor
+    >>> report = check_destructor(PCARotation(), skip=["stream", "mass_1d"])
+    >>> "round_trip" in report.passed, sorted(report.skipped)
+    (True, ['mass_1d', 'stream'])
     """
 
     estimator: str

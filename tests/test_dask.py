@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 from _helpers import skewed_data
-from sklearn.datasets import make_moons
 from sklearn.base import clone
+from sklearn.datasets import make_moons
 from sklearn.exceptions import NotFittedError
 
 da = pytest.importorskip("dask.array")
