@@ -31,6 +31,10 @@ read through :func:`capability`, never guessed from a class:
 - ``_log_density(X) -> log p(x)``: ``log N(f(x)) + log|det J_f(x)|`` of
   validated rows without storing ``f(x)`` (``score_samples`` then needs
   memory for its result only).
+- ``_refit_forward(X, keep) -> (layer, Z, log_det)``: a clone of this
+  fitted chain fitted on ``X`` in which the fitted steps that ``keep``
+  accepts are reused as they are (a deep model's refit that keeps the
+  rotations it searched, ``refit="marginals"``).
 
 A capability describes the map of the class that defines it: a subclass
 that overrides ``_forward``/``_inverse`` (or ``_fit``, for the statistics
@@ -108,6 +112,7 @@ def _dask_backend():
 _DESCRIBES = {
     "_fused_steps": ("_forward", "_inverse"),
     "_fit_stream": ("_fit", "_fit_forward", "_forward", "_inverse"),
+    "_refit_forward": ("_fit", "_fit_forward", "_forward", "_inverse"),
     "_output_bounds": ("_forward",),
     "_n_parameters": ("_forward", "_inverse"),
     "_marginal_log_density": ("_forward", "_inverse"),

@@ -421,6 +421,8 @@ def _model_options(cls):
             keywords["choices"] = [o for c in choice_rules for o in c.options]
             keywords["metavar"] = None
             about += f": {', '.join(map(str, keywords['choices']))}"
+        elif "boolean" in rules:  # e.g. refit: true, false or "marginals"
+            about += ": " + " or ".join(_describe_constraint(c) for c in rules)
         keywords["help"] = f"{about} (default: {default})"
         yield name, flag, keywords
 

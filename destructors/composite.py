@@ -330,20 +330,32 @@ class CompositeDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestr
         self._fit_forward(X)
         return self
 
-    def _fit_forward(self, X):
+    def _fit_forward(self, X, kept=None):
+        # ``kept``: per step, an already fitted step to apply as it is, or
+        # None to fit the template (a deep model's refit that keeps rotations).
         if len(self.layers) == 0:
             raise ValueError("CompositeDestructor needs at least one layer.")
         templates = self._templates()
+        kept = [None] * len(templates) if kept is None else kept
         self.n_features_in_ = X.shape[1]
         self._n_features_out = X.shape[1]
         self.layers_ = []
         log_det = np.zeros(X.shape[0])
-        for template in templates:
-            layer = clone(template)
-            X, ld = layer._fit_forward(X)
+        for template, step in zip(templates, kept, strict=True):
+            if step is None:
+                step = clone(template)
+                X, ld = step._fit_forward(X)
+            else:
+                X, ld = step._forward(X)
             log_det += ld
-            self.layers_.append(layer)
+            self.layers_.append(step)
         return X, log_det
+
+    def _refit_forward(self, X, keep):
+        """A clone fitted on ``X``, reusing the fitted steps ``keep(step)`` accepts."""
+        layer = clone(self)
+        Z, log_det = layer._fit_forward(X, [s if keep(s) else None for s in self.layers_])
+        return layer, Z, log_det
 
     def _fit_stream(self, stream):
         if len(self.layers) == 0:

@@ -107,6 +107,33 @@ def unregister_layer(name, kind):
         raise ValueError(f"No {kind} layer named {name!r} is registered.")
 
 
+def layer_kind(layer):
+    """The kind a layer's class is registered under, or None if it is not registered.
+
+    Parameters
+    ----------
+    layer : destructor
+        Fitted or not.
+
+    Returns
+    -------
+    kind : str or None
+        One of :data:`KINDS`.
+
+    Examples
+    --------
+    >>> from destructors import MarginalGaussianizer, PCARotation
+    >>> from destructors.registry import layer_kind
+    >>> layer_kind(PCARotation()), layer_kind(MarginalGaussianizer()), layer_kind(object())
+    ('rotation', 'marginal', None)
+    """
+    _load_builtin()
+    for entry in _REGISTRY.values():
+        if type(layer) is entry.cls:
+            return entry.kind
+    return None
+
+
 def _load_builtin():
     # The built-in layers register themselves when their modules are imported.
     import importlib

@@ -463,3 +463,9 @@ def test_dask_fit_refuses_dequantize_with_the_way_to_do_it():
     X = da.from_array(np.random.default_rng(22).normal(size=(500, 2)), chunks=(100, 2))
     with pytest.raises(ValueError, match="dequantize=True needs the data in memory"):
         RBIG(dequantize=True, max_layers=2).fit(X)
+
+
+def test_dask_fit_refuses_refit_marginals():
+    X = da.from_array(np.random.default_rng(23).normal(size=(500, 2)), chunks=(100, 2))
+    with pytest.raises(ValueError, match='refit="marginals" is not available for Dask'):
+        RBIG(refit="marginals", max_layers=2).fit(X)
