@@ -423,6 +423,8 @@ def _model_options(cls):
             about += f": {', '.join(map(str, keywords['choices']))}"
         elif "boolean" in rules:  # e.g. refit: true, false or "marginals"
             about += ": " + " or ".join(_describe_constraint(c) for c in rules)
+            if default is True:  # --no-NAME still turns it off, as for a plain boolean
+                keywords["negation"] = "--no-" + flag[2:]
         keywords["help"] = f"{about} (default: {default})"
         yield name, flag, keywords
 
@@ -440,7 +442,14 @@ def _add_model_options(parser, cls):
             continue
         if keywords.get("metavar") is None:
             keywords.pop("metavar", None)
-        group.add_argument(flag, dest=f"param_{name}", default=argparse.SUPPRESS, **keywords)
+        negation = keywords.pop("negation", None)
+        target = group
+        if negation is not None:
+            target = group.add_mutually_exclusive_group()
+            target.add_argument(negation, dest=f"param_{name}", default=argparse.SUPPRESS,
+                                action="store_const", const=False,
+                                help=f"turn off {name} (as {flag} false)")
+        target.add_argument(flag, dest=f"param_{name}", default=argparse.SUPPRESS, **keywords)
         flags[name] = flag
     group.add_argument(
         "--param",
