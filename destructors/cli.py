@@ -629,6 +629,8 @@ def _fit(args):
     from .persistence import save_model
 
     target = check_output_path(args.output, [args.input])
+    if target is None:  # "-": a model file is binary, not for the terminal or a pipe
+        raise UserError("-o -: fit writes a model file; give its name (e.g. -o model.destructor).")
     model = _model_params(args, RBIG, args.model_flags)
     table = _read_input(args)
     X, names = table.select(_split(args.columns))

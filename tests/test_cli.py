@@ -967,3 +967,12 @@ def test_info_refuses_rounded_data_and_dequantizes_when_asked(tmp_path, capsys):
     status, out, err = _run(["info", path, "--dequantize", "--seed", "1"], capsys)
     assert status == 0, err
     assert "total correlation" in out
+
+
+def test_fit_to_standard_output_is_refused_before_fitting(files, capsys):
+    # A model file is binary: "-o -" is a clear usage error, found by the fuzz
+    # test as a traceback (save_model got None for standard output).
+    status, out, err = _run(["fit", files["csv"], "-o", "-", "--max-layers", "2"], capsys)
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and "fit writes a model file" in err
+    assert "fitted" not in err
