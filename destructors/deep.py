@@ -496,7 +496,7 @@ class DeepDestructor(ChainMixin, ClassNamePrefixFeaturesOutMixin, BaseDestructor
         ``"marginals"`` refits every step except the rotations (steps
         registered as rotations), which are kept from the search: the
         direction search, most of a learned or greedy rotation's cost, is
-        not repeated, and a default fit takes about a third less time. In
+        not repeated, and an ``RBIG()`` fit takes about a third less time. In
         a study of 7 data families (3 splits each; ``benchmarks/README.md``)
         its held-out score against the full refit's averaged -0.003 to
         +0.003 nats on the five larger families, +0.04 on breast_cancer
