@@ -33,6 +33,16 @@ from numba import njit, prange
 from ._kernels import parallel_and_serial, use_parallel
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+# Two scores closer than this fraction of the best's size (at least 1) are a
+# tie, decided by order: the last bits of two sums (which differ between
+# BLAS builds, compilers and thread counts) must never choose a model.
+TIE_MARGIN = 1e-9
+# Two knot abscissae closer than this many float64 epsilons (relative to the
+# larger) are one value: distinct data can meet within a few ulps by
+# construction (a pair of rows with swapped normal scores, rotated by 45
+# degrees), and whether they meet exactly is decided by rounding, which
+# must not decide how many knots a map has.
+KNOT_TIE_REL = 16 * np.finfo(np.float64).eps
 # Below this many multiply-adds in all, one thread: on the 2-core machine
 # under load, scoring 5 candidates on 20,000 x 7 rows took 7.8 ms of CPU on
 # two threads against 5.6 ms on one, with no gain in wall time.
@@ -82,6 +92,74 @@ def _kl_columns(Z, lo, hi, sq, counts, kl):
         entropy = -plogp + math.log(width[a]) + (occupied - 1) / (2.0 * m)
         value = -entropy + _HALF_LOG_2PI + 0.5 * (sq[a] / m)
         kl[a] = max(value, 0.0)
+
+
+@njit(inline="always", cache=True)
+def knots_distinct(prev, v):
+    """Whether knot ``v`` lies beyond ``prev`` by more than rounding (:data:`KNOT_TIE_REL`)."""
+    return v - prev > KNOT_TIE_REL * max(abs(prev), abs(v))
+
+
+@njit(cache=True)
+def tie_slack(best):
+    """How far below ``best`` a score still ties with it: ``TIE_MARGIN * max(1, |best|)``.
+
+    Zero for an infinite (or NaN) ``best``: that is matched exactly, and
+    ``best`` minus the slack stays a number.
+
+    Examples
+    --------
+    >>> from destructors._fitkernels import tie_slack
+    >>> tie_slack(0.5), tie_slack(-float("inf"))
+    (1e-09, 0.0)
+    """
+    if not math.isfinite(best):
+        return 0.0
+    return TIE_MARGIN * max(1.0, abs(best))
+
+
+@njit(cache=True)
+def first_best(scores):
+    """Index of the first score that ties with the largest (see :data:`TIE_MARGIN`).
+
+    The choice of every "pick the best candidate" in the library: the
+    earliest candidate (the simpler or the default, where the order says so)
+    within :func:`tie_slack` of the largest finite score, so that a choice
+    never turns on rounding. An infinite largest score is matched exactly;
+    NaN scores are never chosen; with no number at all, the first.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_candidates,)
+        Larger is better.
+
+    Returns
+    -------
+    index : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from destructors._fitkernels import first_best
+    >>> first_best(np.array([1.0, 1.0 + 1e-12, 0.5]))  # equal up to rounding
+    0
+    >>> first_best(np.array([1.0, 1.1, np.nan]))
+    1
+    """
+    top = -np.inf
+    for s in scores:
+        if s > top:
+            top = s
+    if top == np.inf or top == -np.inf:
+        for i in range(scores.shape[0]):
+            if scores[i] == top:
+                return i
+        return 0
+    floor = top - tie_slack(top)
+    for i in range(scores.shape[0]):
+        if scores[i] >= floor:
+            return i
+    return 0
 
 
 @njit(cache=True)
@@ -248,12 +326,9 @@ def _score_all(X, rows, mats, pres, posts, n_bins, keep, scores, best_out, every
         scores[c] = _kl_of_columns(Zc, np.empty(n_bins, dtype=np.int64),
                                    np.empty(m, dtype=np.int64))
     if keep:
-        # First maximum (PCA, listed first, wins ties), decided after all
+        # The first best (PCA, listed first, wins ties), decided after all
         # scores are known, so the choice is independent of the schedule.
-        best = 0
-        for c in range(1, n_cand):
-            if scores[c] > scores[best]:
-                best = c
+        best = first_best(scores)
         if every_row:
             # Its scored rows as computed (the affine step's numbers, see
             # _rotate_columns), the others rotated now: a third of the
@@ -559,8 +634,9 @@ def _knot_cdfs(XT, levels, positions, sf, shifts, smooth, xk, starts, counts, cd
 
     Row ``j`` of ``XT`` is feature ``j``'s sorted sample. As
     ``marginal._knots_from_cdf`` on the plotting positions: ``xk =
-    np.interp(levels, positions, x)``, then the first of each run of tied
-    values kept (``starts`` their level indices, ``counts`` how many); where
+    np.interp(levels, positions, x)``, then the first of each run of values
+    tied up to rounding (:data:`KNOT_TIE_REL`) kept (``starts`` their level
+    indices, ``counts`` how many); where
     ``smooth[j]``, ``np.interp`` of the CDF and the survival function at ``xk -
     shift`` for every kept knot and node. ``n_unique`` counts distinct values.
     """
@@ -573,7 +649,7 @@ def _knot_cdfs(XT, levels, positions, sf, shifts, smooth, xk, starts, counts, cd
         prev = 0.0
         for k in range(m):
             v = _interp2(levels[k], positions, x, x, x[0], x[n - 1], x[0], x[n - 1])[0]
-            if k == 0 or v > prev:
+            if k == 0 or knots_distinct(prev, v):
                 xk[j, count] = v
                 starts[j, count] = k
                 count += 1

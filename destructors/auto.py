@@ -29,6 +29,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, clone
 # while its classes are still being defined.
 from . import deep
 from ._compat import Interval, StrOptions
+from ._fitkernels import tie_slack
 from .base import BaseDestructor, check_random_state
 from .discrete import fit_policy
 from .gaussian import GaussianDestructor
@@ -319,7 +320,7 @@ class AutoDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor):
         top = next(name for name, _ in candidates if means.get(name) == max(means.values()))
         best = means[top]
         # A tie is decided by order, never by the last bits of two sums.
-        slack = 1e-9 * max(1.0, abs(best))
+        slack = tie_slack(best)
 
         def margin(name):
             if not held_out or name not in held_out or top not in held_out:

@@ -12,7 +12,7 @@ from sklearn.utils import metadata_routing
 from threadpoolctl import threadpool_limits
 
 from ._compat import Interval, StrOptions
-from ._fitkernels import marginal_kl
+from ._fitkernels import marginal_kl, tie_slack
 from ._kernels import parallel_min_elements
 from .base import (
     BaseDestructor,
@@ -169,8 +169,10 @@ class StoppingRule:
         tol = 0.0 if self.tol is None else self.tol
         if self.early_stopping:
             score = record.validation_score
-            improved = score > self.best + tol
-            if score > self.best:
+            # A new best must beat the old by more than a tie (tie_slack), so
+            # that two depths scoring equal up to rounding keep the shorter.
+            improved = score > self.best + max(tol, tie_slack(self.best))
+            if score > self.best + tie_slack(self.best):
                 self.best, self.n_keep = score, self.n_seen
         else:
             improved = self.tol is None or record.tc_reduction >= tol

@@ -103,6 +103,7 @@ from ._entropy import (
     marginal_entropy,
     negentropy_noise,
 )
+from ._fitkernels import first_best
 from ._fused import AffineStep, MarginalStep
 from .base import check_random_state, fused_steps, spawn_seeds, standard_normal_log_pdf
 from .composite import CompositeDestructor
@@ -370,7 +371,7 @@ def _greedy_layer(Z, seed, rng):
     rows_a, rows_b = order[: n // 2], order[n // 2 :]
     candidates = [PCARotation()] + [RandomRotation(random_state=int(s)) for s in seeds[1:]]
     scores = score_candidates(candidates, G, rows_a)
-    winner = clone(candidates[int(np.argmax(scores))])
+    winner = clone(candidates[int(first_best(np.asarray(scores, dtype=np.float64)))])
     layer = _information_layer(winner, int(seeds[0]))
     Z_next, log_det = layer._fit_forward(Z)
     return layer, Z_next, log_det, rows_b

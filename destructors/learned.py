@@ -27,6 +27,7 @@ from scipy.special import ndtri
 
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
+from ._fitkernels import first_best, tie_slack
 from ._stats import Moments, RowSample, sample_rows
 from .base import check_random_state, spawn_seeds
 from .registry import register_layer
@@ -63,11 +64,10 @@ _MAX_HALVINGS = 8
 # any gain would let the last bits of the data decide how far it goes.
 _REL_GAIN = 1e-7
 # Of the visited points, a later one is kept only if it exposes more summed
-# marginal KL than every earlier one by this fraction. The KL estimate is
-# piecewise constant in the directions (it bins the projections), so points
-# a tiny step apart score equal up to rounding: an exact argmax would be
-# decided by the last bit.
-_KL_MARGIN = 1e-9
+# marginal KL than every earlier one by more than a tie (tie_slack). The KL
+# estimate is piecewise constant in the directions (it bins the
+# projections), so points a tiny step apart score equal up to rounding: an
+# exact argmax would be decided by the last bit.
 # Fewer subsample rows than this: no climb (the start is kept). A
 # Wasserstein distance estimated from a handful of rows is noise, and with
 # fewer rows than features a direction can align exactly with the data.
@@ -385,7 +385,7 @@ class LearnedRotation(_LinearDestructor):
         """Start and climb on the subsample ``S``."""
         candidates = [PCARotation()] + [RandomRotation(random_state=s) for s in candidate_seeds]
         self.candidate_scores_ = np.asarray(score_candidates(candidates, S))
-        best = int(np.argmax(self.candidate_scores_))
+        best = int(first_best(self.candidate_scores_))
         self.chosen_ = "pca" if best == 0 else "random"
         start = candidates[best]
         shift = start.shift_
@@ -407,11 +407,11 @@ class LearnedRotation(_LinearDestructor):
             # the Wasserstein objective only stands in for it (it weighs
             # tails most), so keep the point of the climb that exposes most
             # by the greedy measure; a later point must beat the best
-            # earlier one by a margin (see _KL_MARGIN).
+            # earlier one by more than a tie (see tie_slack).
             kl = [marginal_kl_to_normal(Xs @ V.T).sum() for V in visited]
             best = 0
             for i in range(1, len(kl)):
-                if kl[i] > kl[best] + _KL_MARGIN * max(1.0, abs(kl[best])):
+                if kl[i] > kl[best] + tie_slack(kl[best]):
                     best = i
             Q, path = visited[best], path[: best + 1]
         Q = orthonormalize(Q)

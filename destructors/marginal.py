@@ -9,7 +9,7 @@ from scipy.special import ndtri
 from sklearn.base import OneToOneFeatureMixin
 
 from ._compat import Interval, StrOptions
-from ._fitkernels import interp_pair, knot_cdfs
+from ._fitkernels import KNOT_TIE_REL, interp_pair, knot_cdfs
 from ._fused import MarginalStep
 from ._kernels import bucket_table, piecewise_linear
 from ._stats import Histograms, feature_histograms
@@ -65,7 +65,9 @@ def _knots_from_cdf(x, cdf, sf, n, n_knots, bandwidth):
     m = max(2, min(int(n_knots), n))
     levels = np.linspace(0.5 / n, 1.0 - 0.5 / n, m)
     xk = np.interp(levels, cdf, x)
-    starts = np.flatnonzero(np.r_[True, np.diff(xk) > 0])
+    # Runs of knots equal up to rounding are one knot (see KNOT_TIE_REL).
+    gaps = np.diff(xk) > KNOT_TIE_REL * np.maximum(np.abs(xk[1:]), np.abs(xk[:-1]))
+    starts = np.flatnonzero(np.r_[True, gaps])
     if starts.size < 2:
         c = x[0]
         return np.array([c - 1.0, c + 1.0]), np.array([-1.0, 1.0])
@@ -89,15 +91,14 @@ def _knots_from_cdf(x, cdf, sf, n, n_knots, bandwidth):
 def gaussian_knots(x_sorted, n_knots, smoothing=0.0):
     """Knots of a monotone map pushing one sorted sample toward N(0, 1).
 
-    The knot abscissae are sample quantiles at ``n_knots`` levels spread
-    evenly over ``[0.5/n, 1 - 0.5/n]`` (so the end knots are the sample
-    minimum and maximum); runs of tied abscissae (discrete data) are merged
-    into one knot. The ordinates are normal quantiles ``Phi^{-1}(F(x_k))`` of
-    the CDF estimate ``F``: the empirical CDF interpolated through the
-    plotting positions ``(i + 0.5) / n``, convolved with a Gaussian kernel of
-    bandwidth ``smoothing`` times Silverman's rule (a kernel-smoothed CDF; no
-    convolution when ``smoothing == 0``, tied knots then get the mean of
-    their levels, as QuantileTransformer averages its two interpolations).
+    The knot abscissae are sample quantiles at ``n_knots`` levels spread evenly over ``[0.5/n,
+    1 - 0.5/n]`` (so the end knots are the sample minimum and maximum); runs of abscissae tied
+    up to rounding (16 float64 epsilons, relative; discrete data) are merged into one knot. The
+    ordinates are normal quantiles ``Phi^{-1}(F(x_k))`` of the CDF estimate ``F``: the
+    empirical CDF interpolated through the plotting positions ``(i + 0.5) / n``, convolved with
+    a Gaussian kernel of bandwidth ``smoothing`` times Silverman's rule (a kernel-smoothed CDF;
+    no convolution when ``smoothing == 0``, tied knots then get the mean of their levels, as
+    QuantileTransformer averages its two interpolations).
 
     Upper-tail ordinates come from the smoothed survival function, so no
     level rounds to a CDF of exactly 1 and the inverse stays exact near the

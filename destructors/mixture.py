@@ -31,6 +31,7 @@ from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
 from ._compat import Interval, StrOptions
+from ._fitkernels import first_best
 from .base import BaseDestructor, check_random_state
 from .registry import register_layer
 
@@ -290,13 +291,13 @@ class GaussianMixtureDestructor(ClassNamePrefixFeaturesOutMixin, BaseDestructor)
         while k <= AUTO_MAX_COMPONENTS and (k == 1 or k * (X.shape[1] + 1) <= X_fit.shape[0]):
             candidates.append(k)
             scores.append(self._mixture(k, seed).fit(X_fit).score(X_val))
-            best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else 0
+            best = int(first_best(np.asarray(scores, dtype=np.float64)))
             if len(scores) - 1 - best >= AUTO_PATIENCE:
                 break
             k *= 2
         self.candidate_n_components_ = np.asarray(candidates)
         self.candidate_scores_ = np.asarray(scores, dtype=np.float64)
-        return candidates[int(np.nanargmax(self.candidate_scores_))]
+        return candidates[int(first_best(self.candidate_scores_))]
 
     def _set_mixture(self, mixture):
         """Precompute the arrays of the conditionals from a fitted mixture."""
@@ -703,7 +704,7 @@ class KernelDensityDestructor(GaussianMixtureDestructor):
         scores = np.array([tried[v] for v in logs])
         self.candidate_bandwidths_ = np.exp(logs)
         self.candidate_scores_ = scores
-        return float(np.exp(logs[int(np.argmax(scores))]))
+        return float(np.exp(logs[int(first_best(scores))]))
 
     def _n_parameters(self):
         # Every kernel centre is a data row taken as a parameter, plus the

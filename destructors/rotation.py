@@ -16,6 +16,7 @@ from ._compat import Interval, StrOptions
 from ._fitkernels import (
     centred_covariance,
     column_means,
+    first_best,
     marginal_kl,
     rotated_marginal_kl,
 )
@@ -562,8 +563,8 @@ class GreedyRotation(_LinearDestructor):
         scores = [kl_to_normal(result, g, image=c).sum() for c, g in enumerate(grids)]
         scores = np.where(_excluded([getattr(c, "full_rank_", True) for c in candidates]),
                           -np.inf, scores)
-        self._choose([(c.matrix_, c.shift_, c.inverse_matrix_) for c in candidates], scores)
-        best = int(np.argmax(self.candidate_scores_))
+        best = self._choose([(c.matrix_, c.shift_, c.inverse_matrix_) for c in candidates],
+                            scores)
         # The winner's histogram is the next marginal layer's input statistics.
         stream.append(self, bounds=(result.min[best], result.max[best]),
                       hist=(grids[best], result.image(best)))
@@ -577,11 +578,16 @@ class GreedyRotation(_LinearDestructor):
         ]
 
     def _choose(self, candidates, scores):
-        """Keep the candidate ``(matrix, shift, inverse)`` with the largest score (PCA first)."""
+        """Keep the best-scoring candidate ``(matrix, shift, inverse)``; return its index.
+
+        Ties (to :func:`~destructors._fitkernels.first_best`'s margin) go to
+        the first, PCA.
+        """
         self.candidate_scores_ = np.asarray(scores, dtype=np.float64)
-        best = int(np.argmax(self.candidate_scores_))
+        best = int(first_best(self.candidate_scores_))
         self.chosen_ = "pca" if best == 0 else "random"
-        return self._set_matrix(*candidates[best])
+        self._set_matrix(*candidates[best])
+        return best
 
     def _n_parameters(self):
         # As the winner: PCA's are estimated, a random draw's are not.
@@ -733,7 +739,7 @@ def _score_fitted(candidates, X, rows=None, keep_best=False):
     part = X if rows is None else X[rows]
     outputs = [c._forward(part)[0] for c in candidates]
     scores = np.array([marginal_kl(Z).sum() for Z in outputs])
-    return scores, (outputs[int(np.argmax(scores))] if keep_best else None)
+    return scores, (outputs[int(first_best(scores))] if keep_best else None)
 
 
 def _check_unmixable(X, name):

@@ -214,6 +214,24 @@ def test_early_stopping_keeps_the_best_validation_prefix(refit):
     assert L == patience or improved[L - patience - 1]
 
 
+def test_early_stopping_keeps_the_shorter_of_two_depths_equal_up_to_rounding():
+    from destructors.deep import LayerRecord, StoppingRule
+
+    # The fourth layer scores above the second only in the last bits (as a
+    # rotation of Gaussian rows does): not a better model, so the shorter
+    # depth is kept, and it does not reset the patience.
+    rule = StoppingRule(True, 0.0, patience=3)
+    for v in (1.0, 2.0, 1.5, 2.0 * (1 + 1e-13), 1.9):
+        rule.update(LayerRecord(None, v, 0.0))
+    assert rule.n_keep == 2
+    assert rule.stop_at == 5
+    # A real gain still counts, however small the tolerance.
+    rule = StoppingRule(True, 0.0, patience=3)
+    for v in (1.0, 2.0, 2.0 + 1e-6):
+        rule.update(LayerRecord(None, v, 0.0))
+    assert rule.n_keep == 3
+
+
 def test_refit_marginals_keeps_the_searched_rotations_and_refits_the_rest():
     X = skewed_data(4000, 3, seed=15)
     X_test = skewed_data(4000, 3, seed=16)

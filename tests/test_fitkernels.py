@@ -17,6 +17,7 @@ from destructors._entropy import marginal_kl_to_normal
 from destructors._fitkernels import (
     _score_all_parallel,
     _score_all_serial,
+    first_best,
     interp_pair,
     marginal_kl,
     rotate,
@@ -281,3 +282,23 @@ def test_parallel_min_elements_scopes_the_kernel_choice():
             assert use_parallel(10**6)
         assert not use_parallel(10**8)
     assert use_parallel(10**6)
+
+
+def test_first_best_ties_go_to_the_earliest_and_nan_never_wins():
+    # Equal up to rounding (a relative 1e-12 apart): the earliest, whichever
+    # of the two the last bit favours.
+    assert first_best(np.array([0.3, 0.3 * (1 + 1e-12), 0.1])) == 0
+    assert first_best(np.array([0.3 * (1 + 1e-12), 0.3, 0.1])) == 0
+    # A real lead (1e-6 relative, a thousand times the margin) wins.
+    assert first_best(np.array([0.3, 0.3 * (1 + 1e-6)])) == 1
+    # Large scores: the margin is relative, so rounding of 1e4-sized sums ties.
+    assert first_best(np.array([1e4, 1e4 + 1e-7])) == 0
+    assert first_best(np.array([np.nan, -np.inf, 2.0])) == 2
+    assert first_best(np.array([-np.inf, np.inf, 5.0, np.inf])) == 1
+    assert first_best(np.array([-np.inf, -np.inf])) == 0
+    assert first_best(np.array([np.nan, np.nan])) == 0
+    # The same answer as the argmax wherever there is a clear winner.
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        scores = rng.normal(size=7)
+        assert first_best(scores) == int(np.argmax(scores))

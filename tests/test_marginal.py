@@ -287,3 +287,23 @@ def test_fit_leaves_fortran_ordered_input_untouched():
     b = MarginalGaussianizer().fit(np.ascontiguousarray(X))
     np.testing.assert_array_equal(a.knots_x_, b.knots_x_)
     np.testing.assert_array_equal(a.knots_z_, b.knots_z_)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_values_a_few_ulps_apart_are_one_knot_like_exact_ties(smoothing):
+    # Distinct rows can meet within rounding by construction (two rows with
+    # swapped normal scores, rotated by 45 degrees); whether they meet
+    # exactly is decided by the last bits, and must not change the map.
+    x = np.sort(np.random.default_rng(3).normal(size=400))
+    tied, near = x.copy(), x.copy()
+    tied[201] = tied[200]
+    near[201] = np.nextafter(np.nextafter(near[200], np.inf), np.inf)  # 2 ulps above
+    fits = [MarginalGaussianizer(n_knots=400, smoothing=smoothing).fit(v[:, None])
+            for v in (tied, near)]
+    assert fits[0].n_knots_[0] == fits[1].n_knots_[0] == 399
+    grid = np.linspace(-4, 4, 2001)[:, None]
+    np.testing.assert_allclose(fits[0].transform(grid), fits[1].transform(grid), atol=1e-12)
+    # Values far enough apart stay two knots.
+    apart = x.copy()
+    apart[201] = apart[200] * (1 + 1e-12)
+    assert MarginalGaussianizer(n_knots=400).fit(apart[:, None]).n_knots_[0] == 400
