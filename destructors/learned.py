@@ -28,6 +28,7 @@ from scipy.special import ndtri
 from ._compat import Interval, StrOptions
 from ._entropy import marginal_kl_to_normal
 from ._fitkernels import first_best, tie_slack
+from ._sorting import rank_residuals
 from ._stats import Moments, RowSample, sample_rows
 from .base import check_random_state, spawn_seeds
 from .registry import register_layer
@@ -131,12 +132,8 @@ def wasserstein_objective(Y, q):
     >>> value
     0.0
     """
-    m = Y.shape[0]
-    order = np.argsort(Y, axis=0, kind="stable")
-    residual = np.empty_like(Y)
-    np.put_along_axis(residual, order, np.take_along_axis(Y, order, axis=0) - q[:, None],
-                      axis=0)
-    return float(np.einsum("ij,ij->", residual, residual) / m), residual
+    residual = rank_residuals(Y, q)
+    return float(np.einsum("ij,ij->", residual, residual) / Y.shape[0]), residual
 
 
 def _cayley(A, t):

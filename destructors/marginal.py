@@ -12,6 +12,7 @@ from ._compat import Interval, StrOptions
 from ._fitkernels import KNOT_TIE_REL, interp_pair, knot_cdfs
 from ._fused import MarginalStep
 from ._kernels import bucket_table, piecewise_linear
+from ._sorting import sort_rows
 from ._stats import Histograms, feature_histograms
 from .base import BaseDestructor, FeatureWarning, check_random_state
 from .registry import register_layer
@@ -483,7 +484,7 @@ class MarginalGaussianizer(OneToOneFeatureMixin, BaseDestructor):
         # One sorted row per feature (a contiguous row sorts faster than a
         # column), in a copy: X.T of Fortran-ordered data is the data itself.
         XT = np.array(X.T, order="C")
-        XT.sort(axis=1)
+        sort_rows(XT)
         # Extreme scales overflow the spread estimate; _set_knots rejects them.
         with np.errstate(over="ignore", invalid="ignore", under="ignore"):
             knots, n_unique = _sample_knots(XT, n_knots, self.smoothing)
