@@ -102,13 +102,17 @@ def _lsd_sort(keys, spare, index, spare_index, counts):
 
 
 @njit(cache=True)
-def _radix_sort_row(x, a, b, counts):
-    """Sort the contiguous float64 row ``x`` in place (``a``, ``b``, ``counts``: buffers)."""
+def _radix_sort_row(x, spare, counts):
+    """Sort the contiguous float64 row ``x`` in place (``spare``, ``counts``: buffers).
+
+    The keys are written over the values' own bits, so one spare buffer of
+    the row's size is all the extra memory.
+    """
     bits = x.view(np.uint64)
     for i in range(x.shape[0]):
-        a[i] = _order_key(x[i], bits[i], False)
+        bits[i] = _order_key(x[i], bits[i], False)
     none = np.empty(0, dtype=np.int64)
-    done, _ = _lsd_sort(a, b, none, none, counts)
+    done, _ = _lsd_sort(bits, spare, none, none, counts)
     for i in range(x.shape[0]):
         bits[i] = _float_of_key(done[i])
 
@@ -116,10 +120,9 @@ def _radix_sort_row(x, a, b, counts):
 def _radix_sort_rows(XT):
     d, n = XT.shape
     for j in prange(d):
-        a = np.empty(n, dtype=np.uint64)
-        b = np.empty(n, dtype=np.uint64)
+        spare = np.empty(n, dtype=np.uint64)
         counts = np.empty((_PASSES, _BUCKETS), dtype=np.int64)
-        _radix_sort_row(XT[j], a, b, counts)
+        _radix_sort_row(XT[j], spare, counts)
 
 
 _radix_sort_rows_parallel, _radix_sort_rows_serial = parallel_and_serial(_radix_sort_rows)
