@@ -5,11 +5,12 @@ model the sort is a large share of the fit. NumPy's ``sort`` is a SIMD
 quicksort on some CPUs and a scalar one on others: on the 2-core AMD EPYC
 of 2026-12-02 (NumPy 2.4.6) it took 1.1 ms for 30,000 values, 37 % of a
 greedy damped layer on 30,000 x 7, where an earlier machine sorted the
-same in about 0.1 ms. The least-significant-digit radix sort here (six
-passes of 11-bit digits over order-preserving integer keys) sorts those
-values in 0.3 ms on either machine, so which is faster depends on the
-machine; :func:`sort_rows` times both once per process and uses the
-faster. Both give the same sorted values (a sort has one answer; only
+same in about 0.1 ms (by its recorded breakdown). The
+least-significant-digit radix sort here (six passes of 11-bit digits over
+order-preserving integer keys) sorts those values in 0.3 ms on the AMD
+machine, and its work does not depend on SIMD sorting, so which is faster
+depends on the machine: :func:`sort_rows` times both once per process
+and uses the faster. Both give the same sorted values (a sort has one answer; only
 the order of ``-0.0`` and ``0.0``, equal numbers, may differ, and NaNs,
 last in both, may lose their payloads), so the choice changes the time,
 never the fit.
