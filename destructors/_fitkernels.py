@@ -162,6 +162,39 @@ def first_best(scores):
     return 0
 
 
+def ranked_by_score(scores):
+    """Indices from the best score to the worst, ties (:func:`tie_slack`) by position.
+
+    The order of repeated :func:`first_best` picks: the earliest remaining
+    candidate within the slack of the best remaining one comes next, so
+    two scores equal up to rounding keep their given order, which an
+    (even stable) argsort would leave to the last bit.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_candidates,)
+        Larger is better.
+
+    Returns
+    -------
+    order : ndarray of int of shape (n_candidates,)
+
+    Examples
+    --------
+    >>> from destructors._fitkernels import ranked_by_score
+    >>> ranked_by_score([0.5, 1.0, 1.0 + 1e-12]).tolist()
+    [1, 2, 0]
+    """
+    remaining = np.asarray(scores, dtype=np.float64)
+    position = np.arange(remaining.shape[0])
+    order = np.empty(remaining.shape[0], dtype=np.int64)
+    for r in range(order.shape[0]):
+        i = first_best(remaining)
+        order[r] = position[i]
+        remaining, position = np.delete(remaining, i), np.delete(position, i)
+    return order
+
+
 @njit(cache=True)
 def _column_stats(Z, lo, hi, sq):
     """Column minima, maxima and sums of squares of ``Z`` in one sweep (rows in order)."""

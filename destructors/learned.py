@@ -26,7 +26,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from ._compat import Interval, StrOptions
-from ._fitkernels import first_best, rotated_marginal_kl, tie_slack
+from ._fitkernels import first_best, ranked_by_score, rotated_marginal_kl, tie_slack
 from ._sorting import rank_residuals
 from ._stats import Moments, RowSample, sample_rows
 from .base import check_random_state, spawn_seeds
@@ -392,10 +392,10 @@ class LearnedRotation(_LinearDestructor):
         Q = start.matrix_
         if k < d:
             # The k most non-Gaussian directions of the start go first (ties
-            # by position: a stable sort). With k = d every direction climbs
+            # up to rounding by position). With k = d every direction climbs
             # and their order is left as the start's.
             per_direction = [wasserstein_objective(Xs @ row[:, None], q)[0] for row in Q]
-            Q = Q[np.argsort(-np.asarray(per_direction), kind="stable")]
+            Q = Q[ranked_by_score(per_direction)]
         n_steps = self.n_steps if Xs.shape[0] >= MIN_CLIMB_ROWS else 0
         Q, path, visited = climb(Xs, Q, k, n_steps, keep=True)
         if self.select == "kl" and len(visited) > 1:

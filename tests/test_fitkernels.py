@@ -20,6 +20,7 @@ from destructors._fitkernels import (
     first_best,
     interp_pair,
     marginal_kl,
+    ranked_by_score,
     rotate,
     rotated_marginal_kl,
 )
@@ -302,3 +303,12 @@ def test_first_best_ties_go_to_the_earliest_and_nan_never_wins():
     for _ in range(200):
         scores = rng.normal(size=7)
         assert first_best(scores) == int(np.argmax(scores))
+
+
+def test_ranking_keeps_scores_equal_up_to_rounding_in_their_given_order():
+    scores = np.array([0.5, 1.0 + 1e-12, 1.0, 0.25, 1.0 - 1e-12, np.nan])
+    # An argsort would put index 1 first: it is ahead by rounding only.
+    assert np.argsort(-scores[:5], kind="stable")[0] == 1
+    assert ranked_by_score(scores).tolist() == [1, 2, 4, 0, 3, 5]
+    # Clear differences still order by value.
+    assert ranked_by_score([0.1, 0.3, 0.2]).tolist() == [1, 2, 0]
