@@ -129,6 +129,11 @@ def _radix_sort_rows(XT):
 _radix_sort_rows_parallel, _radix_sort_rows_serial = parallel_and_serial(_radix_sort_rows)
 
 
+def _radix_sortable(XT):
+    """Whether the radix sort can sort ``XT``'s rows in place (C-contiguous 2-D float64)."""
+    return XT.dtype == np.float64 and XT.ndim == 2 and XT.flags.c_contiguous
+
+
 def radix_sort_rows(XT):
     """Sort each row of ``XT`` in place by the compiled radix sort.
 
@@ -146,7 +151,7 @@ def radix_sort_rows(XT):
     >>> XT.tolist()
     [[-inf, -1.5, 0.25, 2.0, 3.0]]
     """
-    if XT.dtype != np.float64 or XT.ndim != 2 or not XT.flags.c_contiguous:
+    if not _radix_sortable(XT):
         raise ValueError("radix_sort_rows needs a C-contiguous 2-D float64 array.")
     parallel = XT.shape[0] > 1 and XT.size >= _PARALLEL_MIN and use_parallel(XT.size)
     (_radix_sort_rows_parallel if parallel else _radix_sort_rows_serial)(XT)
@@ -197,7 +202,7 @@ def sort_rows(XT):
     >>> bool(np.array_equal(XT, expected))
     True
     """
-    if _radix_is_faster() and XT.dtype == np.float64 and XT.ndim == 2 and XT.flags.c_contiguous:
+    if _radix_is_faster() and _radix_sortable(XT):
         radix_sort_rows(XT)
     else:
         XT.sort(axis=1)
